@@ -1,0 +1,29 @@
+//! w2s-curation: decide which weak-supervision data the strong model learns from.
+//!
+//! - [`record`], [`jsonl`]: samples, SFT examples and preference pairs as streaming JSONL.
+//! - [`confidence`]: majority answer, confidence, A+ and A- over n samples.
+//! - [`stage1`], [`demos`]: final-answer consistency between two sources (weak, ICL) and the
+//!   k-shot demonstration picker of the ICL source.
+//! - [`stage2`]: contrastive preference pairs from M_plus's samples and the weak solutions.
+//! - [`steps`] (on [`expr`] and [`rational`]): exact checking of arithmetic steps.
+//! - [`quality`], [`controlled`]: outcome and step-wise error rates of a set, and sets built with
+//!   a chosen outcome error rate.
+//!
+//! The rules are ../shared/METHOD.md's; each module names the reference code it follows.
+//! Burn-free, so data can be curated without compiling a tensor library.
+#![warn(missing_docs)]
+
+pub mod confidence;
+pub mod controlled;
+pub mod demos;
+pub mod error;
+pub mod expr;
+pub mod jsonl;
+pub mod quality;
+pub mod rational;
+pub mod record;
+pub mod stage1;
+pub mod stage2;
+pub mod steps;
+
+pub use error::{CurationError, Result};

@@ -1,0 +1,147 @@
+//! The one error type of `w2s-llama`.
+//!
+//! Every error that concerns a file carries its path; weight mismatches list every offending tensor
+//! at once so a user fixes a checkpoint in one go instead of one tensor per run.
+
+use std::path::PathBuf;
+
+/// Errors raised while reading configs, checkpoints and tokenizers, or while generating.
+#[derive(Debug, thiserror::Error)]
+pub enum LlamaError {
+    // === Files ===
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON file (config, index) did not parse.
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, with line and column.
+        source: serde_json::Error,
+    },
+    /// A model directory lacks a file it needs.
+    #[error("{dir}: no {what} found (expected {expected})")]
+    MissingFile {
+        /// The model directory.
+        dir: PathBuf,
+        /// What is missing, e.g. "weights".
+        what: &'static str,
+        /// The file names that were looked for.
+        expected: String,
+    },
+
+    // === Config ===
+    /// A config field has a value w2s cannot use.
+    #[error("{path}: field `{field}`: {reason}")]
+    Config {
+        /// The config file (or `<memory>`).
+        path: PathBuf,
+        /// The offending field, in HF spelling.
+        field: &'static str,
+        /// What was wrong and what was expected.
+        reason: String,
+    },
+
+    // === Weights ===
+    /// A safetensors file is corrupt or truncated.
+    #[error("{path}: not a valid safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What the safetensors reader reported.
+        reason: String,
+    },
+    /// The checkpoint's tensors do not match the config.
+    #[error("{path}: checkpoint does not match the config:{}", describe_mismatch(.missing, .unexpected, .shapes, .dtypes))]
+    WeightsMismatch {
+        /// The checkpoint (file or index).
+        path: PathBuf,
+        /// Tensors the model needs that the checkpoint lacks.
+        missing: Vec<String>,
+        /// Tensors in the checkpoint the model has no place for.
+        unexpected: Vec<String>,
+        /// `(name, expected shape, found shape)` for tensors with the wrong shape.
+        shapes: Vec<(String, Vec<usize>, Vec<usize>)>,
+        /// `(name, dtype)` for tensors stored in a dtype w2s cannot read.
+        dtypes: Vec<(String, String)>,
+    },
+
+    // === Tokenizer ===
+    /// The tokenizer file could not be loaded or used.
+    #[error("{path}: tokenizer: {reason}")]
+    Tokenizer {
+        /// The tokenizer.json file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The tokenizer knows more tokens than the model has embeddings for.
+    #[error("{path}: tokenizer has {tokenizer} tokens but the model's vocab_size is {model}")]
+    VocabMismatch {
+        /// The tokenizer.json file.
+        path: PathBuf,
+        /// Tokens in the tokenizer (added tokens included).
+        tokenizer: usize,
+        /// The model's `vocab_size`.
+        model: usize,
+    },
+
+    // === Inputs ===
+    /// A prompt (plus the tokens to generate) does not fit in the model's context.
+    #[error("prompt {index} has {prompt_len} tokens; with max_new_tokens = {max_new_tokens} it needs {needed} positions but the model's context is {context}")]
+    PromptTooLong {
+        /// Index of the prompt in the batch.
+        index: usize,
+        /// Its length in tokens.
+        prompt_len: usize,
+        /// Requested new tokens.
+        max_new_tokens: usize,
+        /// prompt_len + max_new_tokens.
+        needed: usize,
+        /// `max_position_embeddings`.
+        context: usize,
+    },
+    /// An input that cannot be used (empty prompt, token id out of range, bad sampling option).
+    #[error("invalid input: {0}")]
+    Input(String),
+}
+
+fn describe_mismatch(
+    missing: &[String],
+    unexpected: &[String],
+    shapes: &[(String, Vec<usize>, Vec<usize>)],
+    dtypes: &[(String, String)],
+) -> String {
+    let mut out = String::new();
+    if !missing.is_empty() {
+        out += &format!("\n  missing tensors: {}", missing.join(", "));
+    }
+    if !unexpected.is_empty() {
+        out += &format!("\n  unexpected tensors: {}", unexpected.join(", "));
+    }
+    for (name, want, got) in shapes {
+        out += &format!("\n  {name}: expected shape {want:?}, found {got:?}");
+    }
+    for (name, dtype) in dtypes {
+        out += &format!("\n  {name}: unsupported dtype {dtype} (f32, bf16 and f16 are read)");
+    }
+    out
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, LlamaError>;
+
+impl LlamaError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The Llama decoder (Touvron et al., arXiv 2302.13971; Llama 2 and 3 add grouped-query attention
+//! and RoPE scaling), matching transformers' `models/llama/modeling_llama.py` layer for layer.
+//!
+//! Module and field names are the HF checkpoint names (`model.layers.N.self_attn.q_proj`), so the
+//! weight map in [`crate::weights`] is the identity. Linear weights are stored as burn does,
+//! `[d_in, d_out]`, the transpose of HF's `[out, in]`.
+//!
+//! # Shapes
+//! `b` batch, `s` new tokens, `t` all columns (cached + new), `d` hidden size, `h` query heads,
+//! `g` kv heads, `e` head dim, `v` vocabulary.
+
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+
+use crate::cache::KvCache;
+use crate::config::LlamaConfig;
+use crate::error::{LlamaError, Result};
+use crate::mask::PaddingMask;
+use crate::rope::{inverse_frequencies, RopeTables};
+
+/// Self-attention with grouped key/value heads.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// Query projection `[d, h*e]`.
+    pub q_proj: Linear<B>,
+    /// Key projection `[d, g*e]`.
+    pub k_proj: Linear<B>,
+    /// Value projection `[d, g*e]`.
+    pub v_proj: Linear<B>,
+    /// Output projection `[h*e, d]`.
+    pub o_proj: Linear<B>,
+    #[module(skip)]
+    num_heads: usize,
+    #[module(skip)]
+    num_kv_heads: usize,
+    #[module(skip)]
+    head_dim: usize,
+}
+
+/// The SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[d, intermediate]`.
+    pub gate_proj: Linear<B>,
+    /// `[d, intermediate]`.
+    pub up_proj: Linear<B>,
+    /// `[intermediate, d]`.
+    pub down_proj: Linear<B>,
+}
+
+/// One pre-norm decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    /// Attention block.
+    pub self_attn: Attention<B>,
+    /// Feed-forward block.
+    pub mlp: Mlp<B>,
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm<B>,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm<B>,
+}
+
+/// The decoder stack without the output head (HF's `LlamaModel`).
+#[derive(Module, Debug)]
+pub struct LlamaModel<B: Backend> {
+    /// Token embeddings `[v, d]`.
+    pub embed_tokens: Embedding<B>,
+    /// Decoder layers.
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final norm.
+    pub norm: RmsNorm<B>,
+}
+
+/// A Llama causal language model (HF's `LlamaForCausalLM`).
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// The decoder.
+    pub model: LlamaModel<B>,
+    /// Output projection `[d, v]`; `None` when tied to the embeddings.
+    pub lm_head: Option<Linear<B>>,
+    #[module(skip)]
+    inv_freq: Vec<f32>,
+    #[module(skip)]
+    vocab_size: usize,
+    #[module(skip)]
+    max_positions: usize,
+}
+
+fn linear<B: Backend>(d_in: usize, d_out: usize, std: f64, device: &B::Device) -> Linear<B> {
+    LinearConfig::new(d_in, d_out)
+        .with_bias(false)
+        .with_initializer(Initializer::Normal { mean: 0.0, std })
+        .init(device)
+}
+
+fn rms_norm<B: Backend>(config: &LlamaConfig, device: &B::Device) -> RmsNorm<B> {
+    RmsNormConfig::new(config.hidden_size)
+        .with_epsilon(config.rms_norm_eps)
+        .init(device)
+}
+
+impl LlamaConfig {
+    /// A freshly initialized model (normal weights with std `initializer_range`, unit norms), as HF
+    /// does for training from scratch. Seed the backend first for reproducible weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Llama<B>> {
+        self.validate()?;
+        let std = self.initializer_range;
+        let (d, e) = (self.hidden_size, self.head_dim());
+        let (h, g) = (self.num_attention_heads, self.num_key_value_heads());
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                self_attn: Attention {
+                    q_proj: linear(d, h * e, std, device),
+                    k_proj: linear(d, g * e, std, device),
+                    v_proj: linear(d, g * e, std, device),
+                    o_proj: linear(h * e, d, std, device),
+                    num_heads: h,
+                    num_kv_heads: g,
+                    head_dim: e,
+                },
+                mlp: Mlp {
+                    gate_proj: linear(d, self.intermediate_size, std, device),
+                    up_proj: linear(d, self.intermediate_size, std, device),
+                    down_proj: linear(self.intermediate_size, d, std, device),
+                },
+                input_layernorm: rms_norm(self, device),
+                post_attention_layernorm: rms_norm(self, device),
+            })
+            .collect();
+        let embed_tokens = EmbeddingConfig::new(self.vocab_size, d)
+            .with_initializer(Initializer::Normal { mean: 0.0, std })
+            .init(device);
+        let lm_head = (!self.tie_word_embeddings).then(|| linear(d, self.vocab_size, std, device));
+        Ok(Llama {
+            model: LlamaModel {
+                embed_tokens,
+                layers,
+                norm: rms_norm(self, device),
+            },
+            lm_head,
+            inv_freq: inverse_frequencies(&self.rope()?, e),
+            vocab_size: self.vocab_size,
+            max_positions: self.max_position_embeddings,
+        })
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        rope: &RopeTables<B>,
+        bias: Tensor<B, 4>,
+        cache: Option<(&mut KvCache<B>, usize)>,
+    ) -> Tensor<B, 3> {
+        let [b, s, _] = x.dims();
+        let (h, g, e) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]).swap_dims(1, 2);
+        let q = rope.apply(heads(self.q_proj.forward(x.clone()), h));
+        let k = rope.apply(heads(self.k_proj.forward(x.clone()), g));
+        let v = heads(self.v_proj.forward(x), g);
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.extend(layer, k, v),
+            None => (k, v),
+        };
+        let t = k.dims()[2];
+        // Query heads sharing a kv head are stacked along the rows, so K and V are used as they
+        // are instead of being repeated `h/g` times (HF's `repeat_kv`; head i reads kv head i/(h/g)).
+        let q = q.reshape([b, g, (h / g) * s, e]);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (e as f64).sqrt());
+        let scores = scores.reshape([b, h, s, t]) + bias;
+        let probs = softmax(scores, 3).reshape([b, g, (h / g) * s, t]);
+        let out = probs.matmul(v).reshape([b, h, s, e]).swap_dims(1, 2);
+        self.o_proj.forward(out.reshape([b, s, h * e]))
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+impl<B: Backend> Llama<B> {
+    /// Logits `[b, s, v]` for every position.
+    ///
+    /// `mask` marks padding (left or right); `None` means every token is real.
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>, mask: Option<&PaddingMask>) -> Result<Tensor<B, 3>> {
+        Ok(self.logits(self.forward_hidden(tokens, mask)?))
+    }
+
+    /// Final hidden states `[b, s, d]` (after the last norm, before `lm_head`), for losses that
+    /// fuse the output projection (see [`Llama::lm_head_weight`]).
+    pub fn forward_hidden(&self, tokens: Tensor<B, 2, Int>, mask: Option<&PaddingMask>) -> Result<Tensor<B, 3>> {
+        let [b, s] = tokens.dims();
+        let full;
+        let mask = match mask {
+            Some(mask) => mask,
+            None => {
+                full = PaddingMask::full(b, s);
+                &full
+            }
+        };
+        self.run(tokens, mask, None)
+    }
+
+    /// Logits `[b, s, v]` of `s` new columns, reading and extending `cache`. `mask` covers every
+    /// column, cached and new (`t = cache.len() + s`).
+    pub fn forward_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mask: &PaddingMask,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        Ok(self.logits(self.run(tokens, mask, Some(cache))?))
+    }
+
+    /// The output projection as `[v, d]` (HF's orientation), whether tied or not.
+    pub fn lm_head_weight(&self) -> Tensor<B, 2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val().transpose(),
+            None => self.model.embed_tokens.weight.val(),
+        }
+    }
+
+    /// Projects hidden states `[b, s, d]` to logits `[b, s, v]`.
+    pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(self.model.embed_tokens.weight.val().transpose().unsqueeze()),
+        }
+    }
+
+    /// Vocabulary size `v`.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Longest sequence the model accepts.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Number of decoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.model.layers.len()
+    }
+
+    /// An empty KV cache sized for this model.
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache::new(self.num_layers())
+    }
+
+    fn run(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mask: &PaddingMask,
+        mut cache: Option<&mut KvCache<B>>,
+    ) -> Result<Tensor<B, 3>> {
+        let [b, s] = tokens.dims();
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if mask.batch() != b || mask.len() != past + s {
+            return Err(LlamaError::Input(format!(
+                "padding mask is [{}, {}] but the input is [{b}, {s}] after {past} cached columns",
+                mask.batch(),
+                mask.len()
+            )));
+        }
+        if past + s > self.max_positions {
+            return Err(LlamaError::Input(format!(
+                "{} columns exceed the model's context of {} positions",
+                past + s,
+                self.max_positions
+            )));
+        }
+        let device = tokens.device();
+        let rope = RopeTables::new(&self.inv_freq, &mask.positions(s), &device);
+        let bias: Tensor<B, 4> =
+            Tensor::from_data(TensorData::new(mask.attention_bias(s), [b, 1, s, past + s]), &device);
+        let mut x = self.model.embed_tokens.forward(tokens);
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let attn = layer.self_attn.forward(
+                layer.input_layernorm.forward(x.clone()),
+                &rope,
+                bias.clone(),
+                cache.as_deref_mut().map(|c| (c, i)),
+            );
+            x = x + attn;
+            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+        }
+        Ok(self.model.norm.forward(x))
+    }
+}
+
+/// Parts for [`crate::weights`] to assemble a model from loaded tensors.
+pub(crate) struct Parts<B: Backend> {
+    pub model: LlamaModel<B>,
+    pub lm_head: Option<Linear<B>>,
+}
+
+impl<B: Backend> Llama<B> {
+    pub(crate) fn from_parts(config: &LlamaConfig, parts: Parts<B>) -> Result<Self> {
+        Ok(Self {
+            model: parts.model,
+            lm_head: parts.lm_head,
+            inv_freq: inverse_frequencies(&config.rope()?, config.head_dim()),
+            vocab_size: config.vocab_size,
+            max_positions: config.max_position_embeddings,
+        })
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    pub(crate) fn from_projections(config: &LlamaConfig, [q, k, v, o]: [Linear<B>; 4]) -> Self {
+        Self {
+            q_proj: q,
+            k_proj: k,
+            v_proj: v,
+            o_proj: o,
+            num_heads: config.num_attention_heads,
+            num_kv_heads: config.num_key_value_heads(),
+            head_dim: config.head_dim(),
+        }
+    }
+}
+
+pub(crate) fn norm_from<B: Backend>(config: &LlamaConfig, gamma: Tensor<B, 1>) -> RmsNorm<B> {
+    RmsNorm {
+        gamma: Param::from_tensor(gamma),
+        epsilon: config.rms_norm_eps,
+    }
+}

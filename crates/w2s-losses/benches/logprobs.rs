@@ -1,0 +1,89 @@
+//! Forward + backward of sequence log-probs + DPO for 4 pairs (b = 8), plain vs memory-efficient.
+//!
+//! Shapes: d = 512; (s = 512, v = 32,000) and (s = 128, v = 128,256). Every position is a
+//! completion token, so the chunked path gets no help from skipping prompt tokens.
+//!
+//! Time: `cargo bench -p w2s-losses --bench logprobs`.
+//! Peak memory of one configuration: run the bench binary with a filter under `/usr/bin/time -v`,
+//! e.g. `/usr/bin/time -v target/release/deps/logprobs-* --bench 'plain/s512_v32000'`
+//! (README "Speed and memory" has the figures and the exact commands).
+
+use std::time::Duration;
+
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::{Bool, Distribution, Int, Tensor};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use w2s_losses::{
+    preference_loss, sequence_logprobs, sequence_logprobs_from_hidden, PreferenceInputs,
+    PreferenceLossConfig, ReferenceLogprobs, SequenceLogprobs, DEFAULT_CHUNK_SIZE,
+};
+
+type AD = Autodiff<Flex>;
+const B: usize = 8;
+const D: usize = 512;
+
+struct Inputs {
+    hidden: Tensor<AD, 3>,
+    weight: Tensor<AD, 2>,
+    labels: Tensor<AD, 2, Int>,
+    mask: Tensor<AD, 2, Bool>,
+    reference: ReferenceLogprobs<AD>,
+}
+
+fn inputs(s: usize, v: usize) -> Inputs {
+    let dev = Default::default();
+    Inputs {
+        hidden: Tensor::random([B, s, D], Distribution::Normal(0.0, 1.0), &dev),
+        weight: Tensor::random([v, D], Distribution::Normal(0.0, 0.05), &dev),
+        labels: Tensor::random([B, s], Distribution::Uniform(0.0, v as f64), &dev),
+        mask: Tensor::<AD, 2, Int>::ones([B, s], &dev).bool(),
+        reference: ReferenceLogprobs::new(
+            Tensor::random([B / 2], Distribution::Normal(-2000.0, 10.0), &dev),
+            Tensor::random([B / 2], Distribution::Normal(-2000.0, 10.0), &dev),
+        ),
+    }
+}
+
+/// One training step's loss work: log-probs, DPO, backward; returns the loss for a sanity check.
+fn step(x: &Inputs, chunked: bool) -> f32 {
+    let hidden = x.hidden.clone().require_grad();
+    let weight = x.weight.clone().require_grad();
+    let lp = if chunked {
+        sequence_logprobs_from_hidden(hidden, weight, x.labels.clone(), x.mask.clone(), DEFAULT_CHUNK_SIZE)
+    } else {
+        let logits = hidden.matmul(weight.transpose().unsqueeze::<3>());
+        sequence_logprobs(logits, x.labels.clone(), x.mask.clone())
+    };
+    let Ok(lp) = lp else { return f32::NAN };
+    let half = |t: Tensor<AD, 2>, i: usize| t.slice_dim(0, i * B / 2..(i + 1) * B / 2);
+    let side = |i| {
+        SequenceLogprobs::from_tokens(
+            half(lp.tokens.clone(), i),
+            half(lp.tokens.clone().zeros_like(), i),
+            x.mask.clone().slice_dim(0, i * B / 2..(i + 1) * B / 2),
+        )
+    };
+    let config = PreferenceLossConfig::Dpo { beta: 0.1, label_smoothing: 0.0, nll_alpha: 0.0, reference_free: false };
+    let inputs = PreferenceInputs::new(side(0), side(1)).with_reference(x.reference.clone());
+    let Ok(out) = preference_loss(&config, inputs) else { return f32::NAN };
+    let value = out.loss.clone().into_scalar();
+    let _grads = out.loss.backward();
+    value
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dpo_logprobs_fwd_bwd");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(500));
+    for (s, v) in [(512, 32_000), (128, 128_256)] {
+        let x = inputs(s, v);
+        group.throughput(Throughput::Elements((B * s) as u64));
+        for (name, chunked) in [("plain", false), ("chunked", true)] {
+            let id = BenchmarkId::new(name, format!("s{s}_v{v}"));
+            group.bench_with_input(id, &x, |bench, x| bench.iter(|| step(x, chunked)));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,93 @@
+//! Supervised fine-tuning loss: completion-only cross entropy.
+//!
+//! ```text
+//! token mean    (TRL default):  −Σ_i Σ_t logp_it / Σ_i n_i
+//! sequence mean (option):       −(1/b) Σ_i (Σ_t logp_it / n_i)
+//! token sum / N (accumulation): −Σ_i Σ_t logp_it / N
+//! ```
+//!
+//! Only masked (completion) tokens count: prompt and padding carry no loss, as with TRL's
+//! `completion_only_loss` (labels −100 outside `completion_mask`, `trl/trainer/sft_trainer.py`).
+//! The token mean weights every token equally, so long completions dominate; the sequence mean
+//! weights every example equally. For gradient accumulation over several micro-batches, divide
+//! each micro-batch's token sum by the token count of the whole accumulated batch
+//! ([`SftReduction::TokenSum`]; TRL's `num_items_in_batch`), which makes the accumulated gradient
+//! equal that of one big batch.
+
+use burn::tensor::{backend::Backend, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::logprobs::SequenceLogprobs;
+
+/// How token NLLs are reduced to one loss.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SftReduction {
+    /// Mean over all completion tokens of the batch (TRL's default).
+    #[default]
+    TokenMean,
+    /// Mean over sequences of each sequence's token-mean NLL.
+    SequenceMean,
+    /// Sum of token NLLs divided by `num_tokens`, the completion-token count of the whole
+    /// accumulated batch.
+    TokenSum {
+        /// Normaliser, > 0.
+        num_tokens: f64,
+    },
+}
+
+/// The SFT loss of a batch.
+///
+/// # Shapes
+/// `logprobs.sum`, `logprobs.num_tokens`: `[b]` → `[1]`
+///
+/// # Errors
+/// [`Error::InvalidParameter`] if a [`SftReduction::TokenSum`] normaliser is not positive.
+pub fn sft_loss<B: Backend>(
+    logprobs: &SequenceLogprobs<B>,
+    reduction: SftReduction,
+) -> Result<Tensor<B, 1>> {
+    let nll = logprobs.sum.clone().neg();
+    Ok(match reduction {
+        SftReduction::TokenMean => nll.sum() / logprobs.num_tokens.clone().sum(),
+        SftReduction::SequenceMean => (nll / logprobs.num_tokens.clone()).mean(),
+        SftReduction::TokenSum { num_tokens } => {
+            if !(num_tokens.is_finite() && num_tokens > 0.0) {
+                return Err(Error::InvalidParameter {
+                    name: "num_tokens",
+                    value: num_tokens,
+                    reason: "must be finite and > 0",
+                });
+            }
+            nll.sum().div_scalar(num_tokens)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::{Bool, TensorData};
+
+    #[test]
+    fn losses_md_case_7_token_vs_sequence_mean() -> anyhow::Result<()> {
+        // Token log-probs [[−0.1, −0.5, −2.0], [−1.0]] (reference/losses_testcases.py):
+        // token mean 3.6 / 4 = 0.9, sequence mean (2.6/3 + 1.0)/2 = 0.933333.
+        let dev = Default::default();
+        let tokens =
+            Tensor::<Flex, 2>::from_data(TensorData::from([[-0.1, -0.5, -2.0], [-1.0, 0.0, 0.0]]), &dev);
+        let mask = Tensor::<Flex, 2, Bool>::from_data(
+            TensorData::from([[true, true, true], [true, false, false]]),
+            &dev,
+        );
+        let lp = SequenceLogprobs::from_tokens(tokens.clone(), tokens.zeros_like(), mask);
+        let value = |r| -> anyhow::Result<f64> { Ok(f64::from(sft_loss(&lp, r)?.into_scalar())) };
+        assert!((value(SftReduction::TokenMean)? - 0.9).abs() < 1e-6);
+        assert!((value(SftReduction::SequenceMean)? - 0.933333).abs() < 1e-6);
+        assert!((value(SftReduction::TokenSum { num_tokens: 8.0 })? - 0.45).abs() < 1e-6);
+        assert!(sft_loss(&lp, SftReduction::TokenSum { num_tokens: 0.0 }).is_err());
+        Ok(())
+    }
+}

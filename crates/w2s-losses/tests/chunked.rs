@@ -1,0 +1,133 @@
+//! The memory-efficient path equals the plain path: values and gradients, for random shapes,
+//! masks and chunk sizes (proptest), and for bf16 inputs.
+
+mod common;
+
+use burn::tensor::{DType, FloatDType, Tensor};
+use common::*;
+use proptest::prelude::*;
+use w2s_losses::{
+    sequence_logprobs, sequence_logprobs_from_hidden, sequence_logprobs_from_hidden_no_grad,
+};
+
+#[derive(Debug)]
+struct Case {
+    b: usize,
+    s: usize,
+    d: usize,
+    v: usize,
+    chunk: usize,
+    hidden: Vec<f64>,
+    weight: Vec<f64>,
+    labels: Vec<i64>,
+    mask: Vec<bool>,
+    upstream: Vec<f64>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (1usize..4, 1usize..7, 1usize..7, 2usize..24, 1usize..12).prop_flat_map(|(b, s, d, v, chunk)| {
+        (
+            prop::collection::vec(-3.0f64..3.0, b * s * d),
+            prop::collection::vec(-2.0f64..2.0, v * d),
+            prop::collection::vec(0i64..v as i64, b * s),
+            // Each row keeps at least its last token so no row is empty.
+            prop::collection::vec(any::<bool>(), b * s),
+            prop::collection::vec(-2.0f64..2.0, b),
+        )
+            .prop_map(move |(hidden, weight, labels, mut mask, upstream)| {
+                for row in 0..b {
+                    mask[row * s + s - 1] = true;
+                }
+                Case { b, s, d, v, chunk, hidden, weight, labels, mask, upstream }
+            })
+    })
+}
+
+/// (sum, mean, tokens, grad hidden, grad weight) of `Σ_i g_i·sum_i`.
+fn run(c: &Case, chunked: bool) -> Result<[Vec<f64>; 5], TestCaseError> {
+    let hidden = float_tensor::<AD, 3>(&c.hidden, [c.b, c.s, c.d]).require_grad();
+    let weight = float_tensor::<AD, 2>(&c.weight, [c.v, c.d]).require_grad();
+    let labels = int_tensor(&c.labels, [c.b, c.s]);
+    let mask = bool_tensor(&c.mask, [c.b, c.s]);
+    let lp = if chunked {
+        sequence_logprobs_from_hidden(hidden.clone(), weight.clone(), labels, mask, c.chunk)
+    } else {
+        let logits = hidden.clone().matmul(weight.clone().transpose().unsqueeze::<3>());
+        sequence_logprobs(logits, labels, mask)
+    }
+    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let upstream = float_tensor::<AD, 1>(&c.upstream, [c.b]);
+    let (sum, mean, tokens) = (host(lp.sum.clone()), host(lp.mean()), host(lp.tokens.clone()));
+    let grads = (lp.sum * upstream).sum().backward();
+    let gh = hidden.grad(&grads).map(host).unwrap_or_default();
+    let gw = weight.grad(&grads).map(host).unwrap_or_default();
+    Ok([sum, mean, tokens, gh, gw])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn chunked_equals_plain(c in case()) {
+        let plain = run(&c, false)?;
+        let chunked = run(&c, true)?;
+        for (what, (p, q)) in ["sum", "mean", "tokens", "grad hidden", "grad weight"].iter().zip(plain.iter().zip(&chunked)) {
+            prop_assert_eq!(p.len(), q.len());
+            for (x, y) in p.iter().zip(q) {
+                prop_assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{}: {} vs {}", what, x, y);
+            }
+        }
+        let no_grad = sequence_logprobs_from_hidden_no_grad(
+            float_tensor::<B, 3>(&c.hidden, [c.b, c.s, c.d]),
+            float_tensor::<B, 2>(&c.weight, [c.v, c.d]),
+            int_tensor(&c.labels, [c.b, c.s]),
+            bool_tensor(&c.mask, [c.b, c.s]),
+            c.chunk,
+        ).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (x, y) in host(no_grad.sum).iter().zip(&plain[0]) {
+            prop_assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0));
+        }
+    }
+}
+
+/// bf16 hidden states and lm_head: computed in f32, gradients returned in bf16, and equal to the
+/// f32 computation on the bf16-rounded values.
+#[test]
+fn bf16_inputs_are_upcast_and_match_f32() -> anyhow::Result<()> {
+    let (b, s, d, v) = (2, 5, 4, 9);
+    let hidden: Vec<f64> = (0..b * s * d).map(|i| ((i * 37 % 17) as f64 - 8.0) / 4.0).collect();
+    let weight: Vec<f64> = (0..v * d).map(|i| ((i * 11 % 13) as f64 - 6.0) / 5.0).collect();
+    let labels: Vec<i64> = (0..b * s).map(|i| (i * 5 % v) as i64).collect();
+    let mask = vec![false, true, true, true, true, false, false, true, true, false];
+    let bf16 = |t: Tensor<AD, 3>| t.cast(FloatDType::BF16);
+    let h16 = bf16(float_tensor::<AD, 3>(&hidden, [b, s, d])).require_grad();
+    let w16 = float_tensor::<AD, 2>(&weight, [v, d]).cast(FloatDType::BF16).require_grad();
+    let lp16 = sequence_logprobs_from_hidden(
+        h16.clone(),
+        w16.clone(),
+        int_tensor(&labels, [b, s]),
+        bool_tensor(&mask, [b, s]),
+        3,
+    )?;
+    assert_eq!(lp16.sum.dtype(), DType::F32);
+    let logits16 = h16.clone().matmul(w16.clone().transpose().unsqueeze::<3>());
+    let plain16 = sequence_logprobs(logits16.clone(), int_tensor(&labels, [b, s]), bool_tensor(&mask, [b, s]))?;
+    assert_eq!(plain16.sum.dtype(), DType::F32);
+
+    // Reference: f32 on the bf16-rounded inputs.
+    let h32 = host(h16.clone().cast(FloatDType::F32));
+    let w32 = host(w16.clone().cast(FloatDType::F32));
+    let lp32 = sequence_logprobs_from_hidden(
+        float_tensor::<AD, 3>(&h32, [b, s, d]),
+        float_tensor::<AD, 2>(&w32, [v, d]),
+        int_tensor(&labels, [b, s]),
+        bool_tensor(&mask, [b, s]),
+        3,
+    )?;
+    assert_close(&host(lp16.sum.clone()), &host(lp32.sum), 1e-6, 1e-6, "bf16 chunked sum");
+    let grads = lp16.sum.sum().backward();
+    let gh = h16.grad(&grads).ok_or_else(|| anyhow::anyhow!("no grad"))?;
+    assert_eq!(gh.dtype(), DType::BF16);
+    assert!(host(gh).iter().all(|g| g.is_finite()));
+    Ok(())
+}

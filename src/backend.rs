@@ -1,0 +1,44 @@
+//! The backend the examples and pipelines run on, chosen by cargo features of the root package.
+//!
+//! Priority when several are enabled: `cuda`, then `wgpu`, then `ndarray`, then `flex` (the CPU
+//! default). Libraries never name a backend; only binaries use these aliases.
+
+#[cfg(feature = "cuda")]
+/// The inference backend.
+pub type Inference = burn::backend::Cuda;
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+/// The inference backend.
+pub type Inference = burn::backend::Wgpu;
+
+#[cfg(all(feature = "ndarray", not(any(feature = "cuda", feature = "wgpu"))))]
+/// The inference backend.
+pub type Inference = burn::backend::NdArray;
+
+#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu", feature = "ndarray"))))]
+/// The inference backend.
+pub type Inference = burn::backend::Flex;
+
+#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda", feature = "wgpu")))]
+compile_error!("enable one backend feature of `w2s`: flex (default), ndarray, cuda or wgpu");
+
+/// The training backend: the inference backend with automatic differentiation.
+pub type Training = burn::backend::Autodiff<Inference>;
+
+/// The device of the inference backend (the first GPU for `cuda`/`wgpu`).
+pub fn device() -> <Inference as burn::tensor::backend::Backend>::Device {
+    Default::default()
+}
+
+/// A short name of the compiled-in backend, for logs and reports.
+pub fn name() -> &'static str {
+    if cfg!(feature = "cuda") {
+        "cuda"
+    } else if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else if cfg!(feature = "ndarray") {
+        "ndarray"
+    } else {
+        "flex"
+    }
+}

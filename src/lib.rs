@@ -1,0 +1,19 @@
+//! w2s: weak-to-strong reasoning.
+//!
+//! A strong language model learns to reason from a weaker supervisor without copying its mistakes:
+//! it keeps the weak answers its own in-context answers agree with (Stage I), then trains on
+//! preference pairs mined from its own samples (Stage II). This facade re-exports the crates:
+//!
+//! - [`llama`]: the Llama model, HF checkpoints, tokenizer and generation;
+//! - [`losses`]: sequence log-probs, SFT and preference losses (DPO family, ORPO, SimPO);
+//! - [`eval`]: tasks, answer grading, metrics and reports;
+//! - [`curation`]: Stage I selection, Stage II pair mining, supervision quality.
+//!
+//! [`backend`] picks the tensor backend from cargo features for the example binaries.
+
+pub mod backend;
+
+pub use w2s_curation as curation;
+pub use w2s_eval as eval;
+pub use w2s_llama as llama;
+pub use w2s_losses as losses;
