@@ -36,11 +36,15 @@ fn tokens(b: usize, s: usize, vocab: usize) -> Tensor<B, 2, Int> {
 fn decode(model: &Llama<B>, b: usize, vocab: usize) -> Duration {
     let mut cache = model.new_cache();
     let mut mask = PaddingMask::full(b, PROMPT);
-    let _ = model.forward_cached(tokens(b, PROMPT, vocab), &mask, &mut cache).expect("prefill");
+    let _ = model
+        .forward_cached(tokens(b, PROMPT, vocab), &mask, &mut cache)
+        .expect("prefill");
     let start = Instant::now();
     for _ in 0..DECODE {
         mask.push_column(true);
-        let logits = model.forward_cached(tokens(b, 1, vocab), &mask, &mut cache).expect("decode");
+        let logits = model
+            .forward_cached(tokens(b, 1, vocab), &mask, &mut cache)
+            .expect("decode");
         // Reading the logits back is part of every real decoding step (sampling runs on the host).
         let _ = logits.into_data();
     }
@@ -54,11 +58,18 @@ fn bench(c: &mut Criterion) {
         let model: Llama<B> = config.init(&device()).expect("init");
         let vocab = config.vocab_size;
         let mut group = c.benchmark_group(format!("llama_{name}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(20));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(20));
         for b in [1, 8] {
             group.throughput(Throughput::Elements((b * PROMPT) as u64));
             group.bench_with_input(BenchmarkId::new("prefill_tokens", b), &b, |bench, &b| {
-                bench.iter(|| model.forward(tokens(b, PROMPT, vocab), None).expect("forward").into_data())
+                bench.iter(|| {
+                    model
+                        .forward(tokens(b, PROMPT, vocab), None)
+                        .expect("forward")
+                        .into_data()
+                })
             });
             group.throughput(Throughput::Elements((b * DECODE) as u64));
             group.bench_with_input(BenchmarkId::new("decode_tokens", b), &b, |bench, &b| {

@@ -62,9 +62,15 @@ struct Args {
     output: Option<PathBuf>,
 }
 
-fn read_prompts(args: &Args, dir: &ModelDir<backend::Inference>) -> Result<Vec<(Map<String, Value>, Vec<u32>)>> {
+/// A prompt's input record (its fields are copied to the output) and its token ids.
+type Prompt = (Map<String, Value>, Vec<u32>);
+
+fn read_prompts(args: &Args, dir: &ModelDir<backend::Inference>) -> Result<Vec<Prompt>> {
     if let Some(text) = &args.prompt {
-        return Ok(vec![(Map::new(), dir.tokenizer()?.encode(text, !args.no_bos)?)]);
+        return Ok(vec![(
+            Map::new(),
+            dir.tokenizer()?.encode(text, !args.no_bos)?,
+        )]);
     }
     if let Some(ids) = &args.prompt_ids {
         return Ok(vec![(Map::new(), ids.clone())]);
@@ -82,10 +88,14 @@ fn read_prompts(args: &Args, dir: &ModelDir<backend::Inference>) -> Result<Vec<(
         }
         let record: Map<String, Value> = serde_json::from_str(&line).with_context(where_)?;
         let ids = match (record.get("prompt_ids"), record.get("prompt")) {
-            (Some(ids), _) => serde_json::from_value(ids.clone())
-                .with_context(|| format!("{}: \"prompt_ids\" must be a list of token ids", where_()))?,
+            (Some(ids), _) => serde_json::from_value(ids.clone()).with_context(|| {
+                format!("{}: \"prompt_ids\" must be a list of token ids", where_())
+            })?,
             (None, Some(Value::String(text))) => dir.tokenizer()?.encode(text, !args.no_bos)?,
-            _ => bail!("{}: expected a \"prompt\" string or a \"prompt_ids\" list", where_()),
+            _ => bail!(
+                "{}: expected a \"prompt\" string or a \"prompt_ids\" list",
+                where_()
+            ),
         };
         prompts.push((record, ids));
     }

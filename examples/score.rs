@@ -38,7 +38,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let device = backend::device();
     let dir = ModelDir::<backend::Inference>::load(&args.model, &device)?;
-    let file = std::fs::File::open(&args.input).with_context(|| format!("{}", args.input.display()))?;
+    let file =
+        std::fs::File::open(&args.input).with_context(|| format!("{}", args.input.display()))?;
     let mut lines = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("{}:{}", args.input.display(), n + 1))?;
@@ -48,10 +49,14 @@ fn main() -> Result<()> {
         let where_ = || format!("{}:{}", args.input.display(), n + 1);
         let mut record: Map<String, Value> = serde_json::from_str(&line).with_context(where_)?;
         let ids: Vec<u32> = match (record.get("input_ids"), record.get("text")) {
-            (Some(ids), _) => serde_json::from_value(ids.clone())
-                .with_context(|| format!("{}: \"input_ids\" must be a list of token ids", where_()))?,
+            (Some(ids), _) => serde_json::from_value(ids.clone()).with_context(|| {
+                format!("{}: \"input_ids\" must be a list of token ids", where_())
+            })?,
             (None, Some(Value::String(text))) => dir.tokenizer()?.encode(text, !args.no_bos)?,
-            _ => bail!("{}: expected a \"text\" string or an \"input_ids\" list", where_()),
+            _ => bail!(
+                "{}: expected a \"text\" string or an \"input_ids\" list",
+                where_()
+            ),
         };
         let scores = score_tokens(&dir.model, &ids, args.logits, &device).with_context(where_)?;
         record.insert("input_ids".into(), ids.into());
@@ -70,6 +75,10 @@ fn main() -> Result<()> {
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()
     })?;
-    println!("wrote {} scored sequences to {}", lines.len(), args.output.display());
+    println!(
+        "wrote {} scored sequences to {}",
+        lines.len(),
+        args.output.display()
+    );
     Ok(())
 }

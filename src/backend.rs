@@ -15,18 +15,26 @@ pub type Inference = burn::backend::Wgpu;
 /// The inference backend.
 pub type Inference = burn::backend::NdArray;
 
-#[cfg(all(feature = "flex", not(any(feature = "cuda", feature = "wgpu", feature = "ndarray"))))]
+#[cfg(all(
+    feature = "flex",
+    not(any(feature = "cuda", feature = "wgpu", feature = "ndarray"))
+))]
 /// The inference backend.
 pub type Inference = burn::backend::Flex;
 
-#[cfg(not(any(feature = "flex", feature = "ndarray", feature = "cuda", feature = "wgpu")))]
+#[cfg(not(any(
+    feature = "flex",
+    feature = "ndarray",
+    feature = "cuda",
+    feature = "wgpu"
+)))]
 compile_error!("enable one backend feature of `w2s`: flex (default), ndarray, cuda or wgpu");
 
 /// The training backend: the inference backend with automatic differentiation.
 pub type Training = burn::backend::Autodiff<Inference>;
 
 /// The device of the inference backend (the first GPU for `cuda`/`wgpu`).
-pub fn device() -> <Inference as burn::tensor::backend::Backend>::Device {
+pub fn device() -> burn::tensor::ops::Device<Inference> {
     Default::default()
 }
 

@@ -171,13 +171,20 @@ impl LlamaConfig {
     /// set so that transformers' `AutoModelForCausalLM` loads it.
     pub fn to_json(&self, torch_dtype: &str) -> String {
         let mut config = self.clone();
+        config.extra.insert(
+            "architectures".into(),
+            Value::from(vec!["LlamaForCausalLM"]),
+        );
         config
             .extra
-            .insert("architectures".into(), Value::from(vec!["LlamaForCausalLM"]));
-        config.extra.insert("model_type".into(), Value::from("llama"));
+            .insert("model_type".into(), Value::from("llama"));
         // transformers v4 reads `torch_dtype`, v5 `dtype`.
-        config.extra.insert("torch_dtype".into(), Value::from(torch_dtype));
-        config.extra.insert("dtype".into(), Value::from(torch_dtype));
+        config
+            .extra
+            .insert("torch_dtype".into(), Value::from(torch_dtype));
+        config
+            .extra
+            .insert("dtype".into(), Value::from(torch_dtype));
         // Serializing a struct of plain fields and a JSON map cannot fail.
         serde_json::to_string_pretty(&config).unwrap_or_default()
     }
@@ -205,7 +212,7 @@ impl LlamaConfig {
                 return Err(err(field, "must be at least 1".into()));
             }
         }
-        if self.head_dim.is_none() && self.hidden_size % self.num_attention_heads != 0 {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(err(
                 "hidden_size",
                 format!(
@@ -215,14 +222,14 @@ impl LlamaConfig {
             ));
         }
         let head_dim = self.head_dim();
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(err(
                 "head_dim",
                 format!("{head_dim} must be a positive even number (RoPE rotates pairs)"),
             ));
         }
         let kv = self.num_key_value_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(err(
                 "num_key_value_heads",
                 format!(
@@ -232,7 +239,10 @@ impl LlamaConfig {
             ));
         }
         if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps.is_finite()) {
-            return Err(err("rms_norm_eps", format!("{} must be > 0", self.rms_norm_eps)));
+            return Err(err(
+                "rms_norm_eps",
+                format!("{} must be > 0", self.rms_norm_eps),
+            ));
         }
         if self.hidden_act != "silu" {
             return Err(err(
@@ -241,22 +251,36 @@ impl LlamaConfig {
             ));
         }
         if self.attention_bias {
-            return Err(err("attention_bias", "biased attention is not a Llama".into()));
+            return Err(err(
+                "attention_bias",
+                "biased attention is not a Llama".into(),
+            ));
         }
         if self.mlp_bias {
             return Err(err("mlp_bias", "a biased MLP is not a Llama".into()));
         }
-        for (field, id) in [("bos_token_id", self.bos_token_id), ("pad_token_id", self.pad_token_id)]
-        {
+        for (field, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
             if let Some(id) = id {
                 if id as usize >= self.vocab_size {
-                    return Err(err(field, format!("{id} >= vocab_size {}", self.vocab_size)));
+                    return Err(err(
+                        field,
+                        format!("{id} >= vocab_size {}", self.vocab_size),
+                    ));
                 }
             }
         }
-        if let Some(&id) = self.eos_token_ids().iter().find(|&&id| id as usize >= self.vocab_size)
+        if let Some(&id) = self
+            .eos_token_ids()
+            .iter()
+            .find(|&&id| id as usize >= self.vocab_size)
         {
-            return Err(err("eos_token_id", format!("{id} >= vocab_size {}", self.vocab_size)));
+            return Err(err(
+                "eos_token_id",
+                format!("{id} >= vocab_size {}", self.vocab_size),
+            ));
         }
         self.rope_at(path).map(|_| ())
     }
@@ -274,7 +298,10 @@ impl LlamaConfig {
 
     /// All end-of-sequence ids (possibly none).
     pub fn eos_token_ids(&self) -> Vec<u32> {
-        self.eos_token_id.as_ref().map(TokenIds::to_vec).unwrap_or_default()
+        self.eos_token_id
+            .as_ref()
+            .map(TokenIds::to_vec)
+            .unwrap_or_default()
     }
 
     /// RoPE base and scaling, from `rope_parameters` (v5) or `rope_theta` + `rope_scaling` (v4).
@@ -366,7 +393,9 @@ impl LlamaConfig {
             other => {
                 return Err(err(
                     field,
-                    format!("rope type `{other}` is not supported (supported: default, linear, llama3)"),
+                    format!(
+                        "rope type `{other}` is not supported (supported: default, linear, llama3)"
+                    ),
                 ))
             }
         };

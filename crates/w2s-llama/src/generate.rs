@@ -193,7 +193,12 @@ pub fn generate<B: Backend>(
             row.tokens.push(token);
             if let Some(tok) = tokenizer {
                 let text = tok.decode(&row.tokens, true)?;
-                if let Some(cut) = config.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                if let Some(cut) = config
+                    .stop_strings
+                    .iter()
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min()
+                {
                     row.text = Some(text[..cut].to_string());
                     row.finished = Some(FinishReason::Stop);
                 } else {

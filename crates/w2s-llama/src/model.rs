@@ -10,7 +10,9 @@
 //! `g` kv heads, `e` head dim, `v` vocabulary.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
+};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
@@ -170,7 +172,9 @@ impl<B: Backend> Attention<B> {
         // Query heads sharing a kv head are stacked along the rows, so K and V are used as they
         // are instead of being repeated `h/g` times (HF's `repeat_kv`; head i reads kv head i/(h/g)).
         let q = q.reshape([b, g, (h / g) * s, e]);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (e as f64).sqrt());
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (e as f64).sqrt());
         let scores = scores.reshape([b, h, s, t]) + bias;
         let probs = softmax(scores, 3).reshape([b, g, (h / g) * s, t]);
         let out = probs.matmul(v).reshape([b, h, s, e]).swap_dims(1, 2);
@@ -189,13 +193,21 @@ impl<B: Backend> Llama<B> {
     /// Logits `[b, s, v]` for every position.
     ///
     /// `mask` marks padding (left or right); `None` means every token is real.
-    pub fn forward(&self, tokens: Tensor<B, 2, Int>, mask: Option<&PaddingMask>) -> Result<Tensor<B, 3>> {
+    pub fn forward(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mask: Option<&PaddingMask>,
+    ) -> Result<Tensor<B, 3>> {
         Ok(self.logits(self.forward_hidden(tokens, mask)?))
     }
 
     /// Final hidden states `[b, s, d]` (after the last norm, before `lm_head`), for losses that
     /// fuse the output projection (see [`Llama::lm_head_weight`]).
-    pub fn forward_hidden(&self, tokens: Tensor<B, 2, Int>, mask: Option<&PaddingMask>) -> Result<Tensor<B, 3>> {
+    pub fn forward_hidden(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mask: Option<&PaddingMask>,
+    ) -> Result<Tensor<B, 3>> {
         let [b, s] = tokens.dims();
         let full;
         let mask = match mask {
@@ -279,8 +291,10 @@ impl<B: Backend> Llama<B> {
         }
         let device = tokens.device();
         let rope = RopeTables::new(&self.inv_freq, &mask.positions(s), &device);
-        let bias: Tensor<B, 4> =
-            Tensor::from_data(TensorData::new(mask.attention_bias(s), [b, 1, s, past + s]), &device);
+        let bias: Tensor<B, 4> = Tensor::from_data(
+            TensorData::new(mask.attention_bias(s), [b, 1, s, past + s]),
+            &device,
+        );
         let mut x = self.model.embed_tokens.forward(tokens);
         for (i, layer) in self.model.layers.iter().enumerate() {
             let attn = layer.self_attn.forward(

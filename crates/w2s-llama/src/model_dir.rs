@@ -45,7 +45,11 @@ impl<B: Backend> ModelDir<B> {
         let model = load_weights(&config, dir, device)?;
         let tokenizer_path = dir.join("tokenizer.json");
         let tokenizer = if tokenizer_path.is_file() {
-            Some(Tokenizer::from_file(&tokenizer_path, config.vocab_size, config.bos_token_id)?)
+            Some(Tokenizer::from_file(
+                &tokenizer_path,
+                config.vocab_size,
+                config.bos_token_id,
+            )?)
         } else {
             None
         };
@@ -69,10 +73,12 @@ impl<B: Backend> ModelDir<B> {
 
     /// The tokenizer, or an error naming the directory when it has none.
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
-        self.tokenizer.as_ref().ok_or_else(|| LlamaError::MissingFile {
-            dir: self.path.clone(),
-            what: "tokenizer",
-            expected: "tokenizer.json".into(),
-        })
+        self.tokenizer
+            .as_ref()
+            .ok_or_else(|| LlamaError::MissingFile {
+                dir: self.path.clone(),
+                what: "tokenizer",
+                expected: "tokenizer.json".into(),
+            })
     }
 }

@@ -42,7 +42,10 @@ impl Sampling {
     /// Checks the ranges of the parameters.
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(LlamaError::Input(format!("temperature {} must be >= 0", self.temperature)));
+            return Err(LlamaError::Input(format!(
+                "temperature {} must be >= 0",
+                self.temperature
+            )));
         }
         if self.top_k == Some(0) {
             return Err(LlamaError::Input("top_k must be at least 1".into()));
@@ -162,15 +165,35 @@ mod tests {
             top_p: None,
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        let ones = (0..4000).filter(|_| sampling.pick(&logits, &mut rng) == 1).count();
+        let ones = (0..4000)
+            .filter(|_| sampling.pick(&logits, &mut rng) == 1)
+            .count();
         // Expected 3000 of 4000; 5 standard deviations is about 140.
         assert!((ones as i64 - 3000).abs() < 140, "{ones}");
     }
 
     #[test]
     fn invalid_parameters_are_rejected() {
-        assert!(Sampling { temperature: -1.0, top_k: None, top_p: None }.validate().is_err());
-        assert!(Sampling { temperature: 1.0, top_k: Some(0), top_p: None }.validate().is_err());
-        assert!(Sampling { temperature: 1.0, top_k: None, top_p: Some(0.0) }.validate().is_err());
+        assert!(Sampling {
+            temperature: -1.0,
+            top_k: None,
+            top_p: None
+        }
+        .validate()
+        .is_err());
+        assert!(Sampling {
+            temperature: 1.0,
+            top_k: Some(0),
+            top_p: None
+        }
+        .validate()
+        .is_err());
+        assert!(Sampling {
+            temperature: 1.0,
+            top_k: None,
+            top_p: Some(0.0)
+        }
+        .validate()
+        .is_err());
     }
 }

@@ -47,7 +47,10 @@ pub fn score_tokens<B: Backend>(
     };
     let logprobs = if s > 1 {
         let targets: Tensor<B, 3, Int> = Tensor::from_data(
-            TensorData::new(ids[1..].iter().map(|&t| i64::from(t)).collect(), [1, s - 1, 1]),
+            TensorData::new(
+                ids[1..].iter().map(|&t| i64::from(t)).collect(),
+                [1, s - 1, 1],
+            ),
             device,
         );
         let all = log_softmax(logits.clone().slice([0..1, 0..s - 1, 0..v]), 2);

@@ -79,7 +79,9 @@ impl Tokenizer {
 
     /// Text of `ids`; special tokens are dropped when `skip_special` is true.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special).map_err(|e| self.error(e))
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| self.error(e))
     }
 
     /// The id of a token string (e.g. `"</s>"`), if the vocabulary has it.

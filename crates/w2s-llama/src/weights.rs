@@ -68,9 +68,16 @@ impl Default for SaveOptions {
 
 /// Every tensor name of a checkpoint for `config`, with its HF shape.
 pub fn expected_tensors(config: &LlamaConfig) -> Vec<(String, Vec<usize>)> {
-    let (d, e, i) = (config.hidden_size, config.head_dim(), config.intermediate_size);
+    let (d, e, i) = (
+        config.hidden_size,
+        config.head_dim(),
+        config.intermediate_size,
+    );
     let (h, g) = (config.num_attention_heads, config.num_key_value_heads());
-    let mut names = vec![("model.embed_tokens.weight".to_string(), vec![config.vocab_size, d])];
+    let mut names = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![config.vocab_size, d],
+    )];
     for layer in 0..config.num_hidden_layers {
         let p = format!("model.layers.{layer}");
         names.extend([
@@ -111,7 +118,8 @@ impl Files {
         let index_path = dir.join(INDEX_FILE);
         let single = dir.join(SINGLE_FILE);
         if index_path.is_file() {
-            let text = std::fs::read_to_string(&index_path).map_err(|e| LlamaError::io(&index_path, e))?;
+            let text =
+                std::fs::read_to_string(&index_path).map_err(|e| LlamaError::io(&index_path, e))?;
             let index: Index = serde_json::from_str(&text).map_err(|source| LlamaError::Json {
                 path: index_path.clone(),
                 source,
@@ -197,12 +205,16 @@ impl<B: Backend> Reader<'_, B> {
         };
         self.used.insert(name.to_string());
         if view.shape() != shape {
-            self.shapes.push((name.to_string(), shape.to_vec(), view.shape().to_vec()));
+            self.shapes
+                .push((name.to_string(), shape.to_vec(), view.shape().to_vec()));
             return None;
         }
         let bytes = view.data();
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             Dtype::BF16 => bytes
                 .chunks_exact(2)
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
@@ -216,7 +228,10 @@ impl<B: Backend> Reader<'_, B> {
                 return None;
             }
         };
-        Some(Tensor::from_data(TensorData::new(values, shape), self.device))
+        Some(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        ))
     }
 
     /// A bias-free linear layer from an HF `[out, in]` weight.
@@ -236,7 +251,11 @@ impl<B: Backend> Reader<'_, B> {
 }
 
 /// Loads the weights of `dir` (single file or sharded) into a model for `config`.
-pub fn load_weights<B: Backend>(config: &LlamaConfig, dir: &Path, device: &B::Device) -> Result<Llama<B>> {
+pub fn load_weights<B: Backend>(
+    config: &LlamaConfig,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<Llama<B>> {
     config.validate()?;
     let files = Files::open(dir)?;
     let parsed = files.parse()?;
@@ -249,7 +268,11 @@ pub fn load_weights<B: Backend>(config: &LlamaConfig, dir: &Path, device: &B::De
         shapes: Vec::new(),
         dtypes: Vec::new(),
     };
-    let (d, e, i) = (config.hidden_size, config.head_dim(), config.intermediate_size);
+    let (d, e, i) = (
+        config.hidden_size,
+        config.head_dim(),
+        config.intermediate_size,
+    );
     let (h, g) = (config.num_attention_heads, config.num_key_value_heads());
     let embed = r.get("model.embed_tokens.weight", [config.vocab_size, d]);
     let layers = (0..config.num_hidden_layers)
@@ -270,7 +293,10 @@ pub fn load_weights<B: Backend>(config: &LlamaConfig, dir: &Path, device: &B::De
                     up_proj: r.linear(&format!("{p}.mlp.up_proj.weight"), d, i),
                     down_proj: r.linear(&format!("{p}.mlp.down_proj.weight"), i, d),
                 },
-                input_layernorm: norm_from(config, r.get(&format!("{p}.input_layernorm.weight"), [d])),
+                input_layernorm: norm_from(
+                    config,
+                    r.get(&format!("{p}.input_layernorm.weight"), [d]),
+                ),
                 post_attention_layernorm: norm_from(
                     config,
                     r.get(&format!("{p}.post_attention_layernorm.weight"), [d]),
@@ -279,13 +305,18 @@ pub fn load_weights<B: Backend>(config: &LlamaConfig, dir: &Path, device: &B::De
         })
         .collect();
     let norm = norm_from(config, r.get("model.norm.weight", [d]));
-    let lm_head = (!config.tie_word_embeddings).then(|| r.linear("lm_head.weight", d, config.vocab_size));
+    let lm_head =
+        (!config.tie_word_embeddings).then(|| r.linear("lm_head.weight", d, config.vocab_size));
     let unexpected: Vec<String> = r
         .all_names()
         .into_iter()
         .filter(|n| !r.used.contains(n) && !n.ends_with(RECOMPUTED_SUFFIX))
         .collect();
-    if !(r.missing.is_empty() && unexpected.is_empty() && r.shapes.is_empty() && r.dtypes.is_empty()) {
+    if !(r.missing.is_empty()
+        && unexpected.is_empty()
+        && r.shapes.is_empty()
+        && r.dtypes.is_empty())
+    {
         return Err(LlamaError::WeightsMismatch {
             path: files.origin.clone(),
             missing: r.missing,
@@ -308,7 +339,10 @@ pub fn load_weights<B: Backend>(config: &LlamaConfig, dir: &Path, device: &B::De
 fn hf_tensors<B: Backend>(model: &Llama<B>) -> Vec<(String, Tensor<B, 2>)> {
     let linear = |l: &Linear<B>| l.weight.val().transpose();
     let vector = |t: Tensor<B, 1>| t.unsqueeze::<2>();
-    let mut out = vec![("model.embed_tokens.weight".to_string(), model.model.embed_tokens.weight.val())];
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        model.model.embed_tokens.weight.val(),
+    )];
     for (layer, block) in model.model.layers.iter().enumerate() {
         let p = format!("model.layers.{layer}");
         let a = &block.self_attn;
@@ -317,17 +351,32 @@ fn hf_tensors<B: Backend>(model: &Llama<B>) -> Vec<(String, Tensor<B, 2>)> {
             (format!("{p}.self_attn.k_proj.weight"), linear(&a.k_proj)),
             (format!("{p}.self_attn.v_proj.weight"), linear(&a.v_proj)),
             (format!("{p}.self_attn.o_proj.weight"), linear(&a.o_proj)),
-            (format!("{p}.mlp.gate_proj.weight"), linear(&block.mlp.gate_proj)),
-            (format!("{p}.mlp.up_proj.weight"), linear(&block.mlp.up_proj)),
-            (format!("{p}.mlp.down_proj.weight"), linear(&block.mlp.down_proj)),
-            (format!("{p}.input_layernorm.weight"), vector(block.input_layernorm.gamma.val())),
+            (
+                format!("{p}.mlp.gate_proj.weight"),
+                linear(&block.mlp.gate_proj),
+            ),
+            (
+                format!("{p}.mlp.up_proj.weight"),
+                linear(&block.mlp.up_proj),
+            ),
+            (
+                format!("{p}.mlp.down_proj.weight"),
+                linear(&block.mlp.down_proj),
+            ),
+            (
+                format!("{p}.input_layernorm.weight"),
+                vector(block.input_layernorm.gamma.val()),
+            ),
             (
                 format!("{p}.post_attention_layernorm.weight"),
                 vector(block.post_attention_layernorm.gamma.val()),
             ),
         ]);
     }
-    out.push(("model.norm.weight".to_string(), vector(model.model.norm.gamma.val())));
+    out.push((
+        "model.norm.weight".to_string(),
+        vector(model.model.norm.gamma.val()),
+    ));
     if let Some(head) = &model.lm_head {
         out.push(("lm_head.weight".to_string(), linear(head)));
     }
@@ -360,20 +409,35 @@ impl safetensors::View for &Encoded {
 fn encode<B: Backend>(name: String, tensor: Tensor<B, 2>, dtype: SaveDtype) -> Result<Encoded> {
     let [rows, cols] = tensor.dims();
     // Vectors were lifted to [1, n] for a uniform list; HF stores them 1-D.
-    let shape = if name.ends_with("norm.weight") { vec![cols] } else { vec![rows, cols] };
+    let shape = if name.ends_with("norm.weight") {
+        vec![cols]
+    } else {
+        vec![rows, cols]
+    };
     let values = tensor
         .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
         .map_err(|e| LlamaError::Input(format!("tensor {name}: {e:?}")))?;
     let (dtype, bytes) = match dtype {
-        SaveDtype::F32 => (Dtype::F32, values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        SaveDtype::F32 => (
+            Dtype::F32,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
         SaveDtype::Bf16 => (
             Dtype::BF16,
-            values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+            values
+                .iter()
+                .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                .collect(),
         ),
     };
-    Ok(Encoded { name, shape, dtype, bytes })
+    Ok(Encoded {
+        name,
+        shape,
+        dtype,
+        bytes,
+    })
 }
 
 /// Writes `config.json` and the weights of `model` to `dir` in HF layout (created if needed).
@@ -407,8 +471,12 @@ pub fn save_weights<B: Backend>(
     let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
     let write_shard = |path: &Path, shard: &[&Encoded]| {
         write_atomic_with(path, |tmp| {
-            safetensors::serialize_to_file(shard.iter().map(|t| (t.name.as_str(), *t)), metadata.clone(), tmp)
-                .map_err(std::io::Error::other)
+            safetensors::serialize_to_file(
+                shard.iter().map(|t| (t.name.as_str(), *t)),
+                metadata.clone(),
+                tmp,
+            )
+            .map_err(std::io::Error::other)
         })
     };
     let config_json = config.to_json(options.dtype.torch_name());
@@ -434,7 +502,8 @@ pub fn save_weights<B: Backend>(
         }
     }
     let total_size: usize = tensors.iter().map(|t| t.bytes.len()).sum();
-    let index = serde_json::json!({ "metadata": { "total_size": total_size }, "weight_map": weight_map });
+    let index =
+        serde_json::json!({ "metadata": { "total_size": total_size }, "weight_map": weight_map });
     write_atomic(&dir.join(INDEX_FILE), index.to_string().as_bytes())?;
     remove_stale(SINGLE_FILE)
 }

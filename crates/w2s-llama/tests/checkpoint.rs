@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use burn::prelude::*;
 use w2s_llama::{
-    generate, GenerationConfig, LlamaConfig, LlamaError, ModelDir, SaveDtype, SaveOptions, Tokenizer,
+    generate, GenerationConfig, LlamaConfig, LlamaError, ModelDir, SaveDtype, SaveOptions,
+    Tokenizer,
 };
 
 type B = Flex;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn load(dir: &Path) -> Result<ModelDir<B>, LlamaError> {
@@ -23,7 +26,12 @@ fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -35,24 +43,55 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn weights_of(dir: &ModelDir<B>) -> Vec<f32> {
-    let probe: Tensor<B, 2, Int> = Tensor::from_data(TensorData::new(vec![1i64, 5, 9, 33, 70], [1, 5]), &Default::default());
-    dir.model.forward(probe, None).unwrap().into_data().into_vec::<f32>().unwrap()
+    let probe: Tensor<B, 2, Int> = Tensor::from_data(
+        TensorData::new(vec![1i64, 5, 9, 33, 70], [1, 5]),
+        &Default::default(),
+    );
+    dir.model
+        .forward(probe, None)
+        .unwrap()
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap()
 }
 
 #[test]
 fn save_then_load_round_trips_bit_for_bit() {
-    for (name, dtype) in [("gqa_sharded", SaveDtype::F32), ("llama3_tied", SaveDtype::F32), ("bf16_linear", SaveDtype::Bf16)] {
+    for (name, dtype) in [
+        ("gqa_sharded", SaveDtype::F32),
+        ("llama3_tied", SaveDtype::F32),
+        ("bf16_linear", SaveDtype::Bf16),
+    ] {
         let original = load(&fixture(name)).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let first = tmp.path().join("a");
         let second = tmp.path().join("b");
-        original.save(&first, SaveOptions { dtype, ..Default::default() }).unwrap();
+        original
+            .save(
+                &first,
+                SaveOptions {
+                    dtype,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         let reloaded = load(&first).unwrap();
-        reloaded.save(&second, SaveOptions { dtype, ..Default::default() }).unwrap();
+        reloaded
+            .save(
+                &second,
+                SaveOptions {
+                    dtype,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         // Same bytes after a second save, and the same outputs as the original.
         assert_eq!(files(&first), files(&second), "{name}");
         assert_eq!(weights_of(&original), weights_of(&reloaded), "{name}");
-        assert_eq!(reloaded.config.rope().unwrap(), original.config.rope().unwrap());
+        assert_eq!(
+            reloaded.config.rope().unwrap(),
+            original.config.rope().unwrap()
+        );
     }
 }
 
@@ -61,7 +100,15 @@ fn sharded_save_writes_an_index_and_loads_back() {
     let original = load(&fixture("llama3_tied")).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sharded");
-    original.save(&dir, SaveOptions { max_shard_bytes: 40_000, ..Default::default() }).unwrap();
+    original
+        .save(
+            &dir,
+            SaveOptions {
+                max_shard_bytes: 40_000,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let names = files(&dir);
     assert!(names.contains_key("model.safetensors.index.json"));
     assert!(!names.contains_key("model.safetensors"));
@@ -77,11 +124,27 @@ fn sharded_save_writes_an_index_and_loads_back() {
 fn missing_files_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let err = load(tmp.path()).unwrap_err();
-    assert!(matches!(err, LlamaError::MissingFile { what: "config", .. }), "{err}");
+    assert!(
+        matches!(err, LlamaError::MissingFile { what: "config", .. }),
+        "{err}"
+    );
 
-    std::fs::copy(fixture("bf16_linear/config.json"), tmp.path().join("config.json")).unwrap();
+    std::fs::copy(
+        fixture("bf16_linear/config.json"),
+        tmp.path().join("config.json"),
+    )
+    .unwrap();
     let err = load(tmp.path()).unwrap_err();
-    assert!(matches!(err, LlamaError::MissingFile { what: "weights", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LlamaError::MissingFile {
+                what: "weights",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("model.safetensors"));
 }
 
@@ -94,11 +157,17 @@ fn corrupt_and_truncated_safetensors_are_errors() {
 
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
     let err = load(tmp.path()).unwrap_err();
-    assert!(matches!(err, LlamaError::Safetensors { .. }), "truncated: {err}");
+    assert!(
+        matches!(err, LlamaError::Safetensors { .. }),
+        "truncated: {err}"
+    );
 
     std::fs::write(&weights, b"this is not a safetensors file at all").unwrap();
     let err = load(tmp.path()).unwrap_err();
-    assert!(matches!(err, LlamaError::Safetensors { .. }), "garbage: {err}");
+    assert!(
+        matches!(err, LlamaError::Safetensors { .. }),
+        "garbage: {err}"
+    );
     assert!(err.to_string().contains("model.safetensors"));
 }
 
@@ -108,15 +177,30 @@ fn shape_mismatches_name_every_tensor() {
     copy_dir(&fixture("bf16_linear"), tmp.path());
     let path = tmp.path().join("config.json");
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("\"intermediate_size\": 96", "\"intermediate_size\": 80")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("\"intermediate_size\": 96", "\"intermediate_size\": 80"),
+    )
+    .unwrap();
     let err = load(tmp.path()).unwrap_err();
-    let LlamaError::WeightsMismatch { shapes, missing, unexpected, .. } = &err else {
+    let LlamaError::WeightsMismatch {
+        shapes,
+        missing,
+        unexpected,
+        ..
+    } = &err
+    else {
         panic!("expected a mismatch, got {err}");
     };
     // gate, up and down of both layers.
     assert_eq!(shapes.len(), 6, "{err}");
     assert!(missing.is_empty() && unexpected.is_empty());
-    assert!(err.to_string().contains("model.layers.1.mlp.down_proj.weight: expected shape [64, 80], found [64, 96]"), "{err}");
+    assert!(
+        err.to_string().contains(
+            "model.layers.1.mlp.down_proj.weight: expected shape [64, 80], found [64, 96]"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,10 +212,18 @@ fn missing_and_unexpected_tensors_are_named() {
     // One layer fewer: layer 1's tensors are unexpected. Tied: lm_head is unexpected too.
     let text = text
         .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3")
-        .replace("\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true");
+        .replace(
+            "\"tie_word_embeddings\": false",
+            "\"tie_word_embeddings\": true",
+        );
     std::fs::write(&path, text).unwrap();
     let err = load(tmp.path()).unwrap_err();
-    let LlamaError::WeightsMismatch { missing, unexpected, .. } = &err else {
+    let LlamaError::WeightsMismatch {
+        missing,
+        unexpected,
+        ..
+    } = &err
+    else {
         panic!("expected a mismatch, got {err}");
     };
     assert_eq!(missing.len(), 9, "{err}");
@@ -143,22 +235,53 @@ fn missing_and_unexpected_tensors_are_named() {
 fn unsupported_rope_type_names_the_field() {
     let text = std::fs::read_to_string(fixture("llama3_tied/config.json")).unwrap();
     let err = LlamaConfig::from_json(&text.replace("\"llama3\"", "\"yarn\"")).unwrap_err();
-    assert!(matches!(err, LlamaError::Config { field: "rope_parameters", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LlamaError::Config {
+                field: "rope_parameters",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("yarn"));
     let v4 = r#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
         "num_attention_heads": 2, "rope_scaling": {"type": "dynamic", "factor": 2.0}}"#;
     let err = LlamaConfig::from_json(v4).unwrap_err();
-    assert!(matches!(err, LlamaError::Config { field: "rope_scaling", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LlamaError::Config {
+                field: "rope_scaling",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn inconsistent_sizes_name_the_field() {
     let base = r#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
         "num_attention_heads": HEADS, "num_key_value_heads": KV}"#;
-    let cfg = |h: &str, kv: &str| LlamaConfig::from_json(&base.replace("HEADS", h).replace("KV", kv));
+    let cfg =
+        |h: &str, kv: &str| LlamaConfig::from_json(&base.replace("HEADS", h).replace("KV", kv));
     assert!(cfg("2", "1").is_ok());
-    assert!(matches!(cfg("2", "3").unwrap_err(), LlamaError::Config { field: "num_key_value_heads", .. }));
-    assert!(matches!(cfg("3", "1").unwrap_err(), LlamaError::Config { field: "hidden_size", .. }));
+    assert!(matches!(
+        cfg("2", "3").unwrap_err(),
+        LlamaError::Config {
+            field: "num_key_value_heads",
+            ..
+        }
+    ));
+    assert!(matches!(
+        cfg("3", "1").unwrap_err(),
+        LlamaError::Config {
+            field: "hidden_size",
+            ..
+        }
+    ));
     let v4_llama3 = r#"{"vocab_size": 10, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1,
         "num_attention_heads": 2, "rope_theta": 500000.0, "eos_token_id": [3, 7],
         "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
@@ -167,23 +290,51 @@ fn inconsistent_sizes_name_the_field() {
     assert_eq!(config.rope().unwrap().theta, 500000.0);
     assert_eq!(config.eos_token_ids(), vec![3, 7]);
     let bad_eos = v4_llama3.replace("[3, 7]", "[3, 70]");
-    assert!(matches!(LlamaConfig::from_json(&bad_eos).unwrap_err(), LlamaError::Config { field: "eos_token_id", .. }));
+    assert!(matches!(
+        LlamaConfig::from_json(&bad_eos).unwrap_err(),
+        LlamaError::Config {
+            field: "eos_token_id",
+            ..
+        }
+    ));
 }
 
 #[test]
 fn a_tokenizer_larger_than_the_model_is_rejected() {
     let err = Tokenizer::from_file(fixture("tokenizer.json"), 100, Some(1)).unwrap_err();
-    assert!(matches!(err, LlamaError::VocabMismatch { tokenizer: 120, model: 100, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            LlamaError::VocabMismatch {
+                tokenizer: 120,
+                model: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_prompt_longer_than_the_context_is_an_error() {
     let dir = load(&fixture("gqa_sharded")).unwrap();
-    let config = GenerationConfig { max_new_tokens: 10, ..Default::default() };
+    let config = GenerationConfig {
+        max_new_tokens: 10,
+        ..Default::default()
+    };
     let prompts = vec![vec![5u32; 3], vec![5u32; 120]];
     let err = generate(&dir.model, &prompts, &config, None, &Default::default()).unwrap_err();
     assert!(
-        matches!(err, LlamaError::PromptTooLong { index: 1, prompt_len: 120, needed: 130, context: 128, .. }),
+        matches!(
+            err,
+            LlamaError::PromptTooLong {
+                index: 1,
+                prompt_len: 120,
+                needed: 130,
+                context: 128,
+                ..
+            }
+        ),
         "{err}"
     );
 }

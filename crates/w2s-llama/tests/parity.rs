@@ -64,7 +64,10 @@ fn load(name: &str) -> ModelDir<B> {
 
 fn ids_tensor(ids: &[Vec<u32>]) -> Tensor<B, 2, Int> {
     let flat: Vec<i64> = ids.iter().flatten().map(|&t| t as i64).collect();
-    Tensor::from_data(TensorData::new(flat, [ids.len(), ids[0].len()]), &Default::default())
+    Tensor::from_data(
+        TensorData::new(flat, [ids.len(), ids[0].len()]),
+        &Default::default(),
+    )
 }
 
 /// Largest |ours - theirs| over the positions where `mask` (if any) marks a real token.
@@ -91,10 +94,16 @@ fn logits_match_transformers() {
     for (name, cases) in expected().models {
         let dir = load(&name);
         for case in &cases.singles {
-            let logits = dir.model.forward(ids_tensor(&case.input_ids), None).unwrap();
+            let logits = dir
+                .model
+                .forward(ids_tensor(&case.input_ids), None)
+                .unwrap();
             let err = max_error(logits, case);
-            eprintln!("{name} len {} err {err}", case.input_ids[0].len());
-            assert!(err < 1e-4, "{name}, length {}: max |diff| {err}", case.input_ids[0].len());
+            assert!(
+                err < 1e-4,
+                "{name}, length {}: max |diff| {err}",
+                case.input_ids[0].len()
+            );
         }
         let case = &cases.padded;
         let rows = case
@@ -105,7 +114,10 @@ fn logits_match_transformers() {
             .map(|r| r.iter().map(|&m| m == 1).collect())
             .collect();
         let mask = PaddingMask::new(rows).unwrap();
-        let logits = dir.model.forward(ids_tensor(&case.input_ids), Some(&mask)).unwrap();
+        let logits = dir
+            .model
+            .forward(ids_tensor(&case.input_ids), Some(&mask))
+            .unwrap();
         let err = max_error(logits, case);
         assert!(err < 1e-4, "{name}, left-padded batch: max |diff| {err}");
     }
@@ -125,7 +137,11 @@ fn greedy_continuations_match_transformers_cached_and_uncached() {
             // All prompts in one left-padded batch: padding must not change any row.
             let out = generate(&dir.model, &prompts, &config, None, &Default::default()).unwrap();
             for (g, case) in out.iter().zip(&cases.greedy) {
-                assert_eq!(g.token_ids, case.output, "{name}, cache {use_cache}, prompt {:?}", case.prompt);
+                assert_eq!(
+                    g.token_ids, case.output,
+                    "{name}, cache {use_cache}, prompt {:?}",
+                    case.prompt
+                );
             }
         }
     }
@@ -136,9 +152,15 @@ fn tokenizer_matches_the_python_tokenizers_library() {
     let e = expected();
     let dir = load("gqa_sharded");
     let tok = dir.tokenizer().unwrap();
-    assert_eq!(tok.encode(&e.tokenizer.text, false).unwrap(), e.tokenizer.ids);
+    assert_eq!(
+        tok.encode(&e.tokenizer.text, false).unwrap(),
+        e.tokenizer.ids
+    );
     let with_bos = tok.encode(&e.tokenizer.text, true).unwrap();
     assert_eq!(with_bos[0], 1);
     assert_eq!(&with_bos[1..], e.tokenizer.ids.as_slice());
-    assert_eq!(tok.decode(&e.tokenizer.ids, true).unwrap(), e.tokenizer.text);
+    assert_eq!(
+        tok.decode(&e.tokenizer.ids, true).unwrap(),
+        e.tokenizer.text
+    );
 }

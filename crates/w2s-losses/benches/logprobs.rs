@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Bool, Distribution, Int, Tensor};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use w2s_losses::{
     preference_loss, sequence_logprobs, sequence_logprobs_from_hidden, PreferenceInputs,
     PreferenceLossConfig, ReferenceLogprobs, SequenceLogprobs, DEFAULT_CHUNK_SIZE,
@@ -49,7 +51,13 @@ fn step(x: &Inputs, chunked: bool) -> f32 {
     let hidden = x.hidden.clone().require_grad();
     let weight = x.weight.clone().require_grad();
     let lp = if chunked {
-        sequence_logprobs_from_hidden(hidden, weight, x.labels.clone(), x.mask.clone(), DEFAULT_CHUNK_SIZE)
+        sequence_logprobs_from_hidden(
+            hidden,
+            weight,
+            x.labels.clone(),
+            x.mask.clone(),
+            DEFAULT_CHUNK_SIZE,
+        )
     } else {
         let logits = hidden.matmul(weight.transpose().unsqueeze::<3>());
         sequence_logprobs(logits, x.labels.clone(), x.mask.clone())
@@ -63,9 +71,16 @@ fn step(x: &Inputs, chunked: bool) -> f32 {
             x.mask.clone().slice_dim(0, i * B / 2..(i + 1) * B / 2),
         )
     };
-    let config = PreferenceLossConfig::Dpo { beta: 0.1, label_smoothing: 0.0, nll_alpha: 0.0, reference_free: false };
+    let config = PreferenceLossConfig::Dpo {
+        beta: 0.1,
+        label_smoothing: 0.0,
+        nll_alpha: 0.0,
+        reference_free: false,
+    };
     let inputs = PreferenceInputs::new(side(0), side(1)).with_reference(x.reference.clone());
-    let Ok(out) = preference_loss(&config, inputs) else { return f32::NAN };
+    let Ok(out) = preference_loss(&config, inputs) else {
+        return f32::NAN;
+    };
     let value = out.loss.clone().into_scalar();
     let _grads = out.loss.backward();
     value
@@ -73,7 +88,10 @@ fn step(x: &Inputs, chunked: bool) -> f32 {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("dpo_logprobs_fwd_bwd");
-    group.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(500));
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500));
     for (s, v) in [(512, 32_000), (128, 128_256)] {
         let x = inputs(s, v);
         group.throughput(Throughput::Elements((B * s) as u64));

@@ -78,7 +78,10 @@ fn forward_chunks<B: Backend>(
     let (mut logps, mut lses) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk_size) {
         let end = (start + chunk_size).min(n);
-        let logits = hidden.clone().slice_dim(0, start..end).matmul(weight_t.clone());
+        let logits = hidden
+            .clone()
+            .slice_dim(0, start..end)
+            .matmul(weight_t.clone());
         let max = logits.clone().max_dim(1);
         let lse = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
         let labels = labels.clone().slice_dim(0, start..end).unsqueeze_dim(1);
@@ -141,11 +144,14 @@ impl<B: Backend> Backward<B, 2> for ChunkedLogprobsOp {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [hidden_node, weight_node] = ops.parents;
-        let grad = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(
-            grads.consume::<B>(&ops.node),
-        ));
-        let (grad_hidden, grad_weight) =
-            backward_chunks(ops.state, grad, hidden_node.is_some(), weight_node.is_some());
+        let grad =
+            Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grads.consume::<B>(&ops.node)));
+        let (grad_hidden, grad_weight) = backward_chunks(
+            ops.state,
+            grad,
+            hidden_node.is_some(),
+            weight_node.is_some(),
+        );
         if let (Some(node), Some(g)) = (hidden_node, grad_hidden) {
             grads.register::<B>(node.id, g.into_primitive().tensor());
         }
@@ -235,9 +241,14 @@ pub fn sequence_logprobs_from_hidden_no_grad<B: Backend>(
     mask: Tensor<B, 2, Bool>,
     chunk_size: usize,
 ) -> Result<SequenceLogprobs<B>> {
-    from_hidden(hidden.detach(), weight.detach(), labels, mask, chunk_size, |h, w, y| {
-        forward_chunks(h, w, y, chunk_size).0
-    })
+    from_hidden(
+        hidden.detach(),
+        weight.detach(),
+        labels,
+        mask,
+        chunk_size,
+        |h, w, y| forward_chunks(h, w, y, chunk_size).0,
+    )
 }
 
 /// Checks the inputs, gathers the completion tokens, runs `token_logprobs` on them and scatters
@@ -288,5 +299,9 @@ fn from_hidden<B: Backend>(
             .select_assign(0, index.clone(), values, IndexingUpdateOp::Add)
             .reshape([b, s])
     };
-    Ok(SequenceLogprobs::from_tokens(scatter(logp), scatter(logits_mean), mask))
+    Ok(SequenceLogprobs::from_tokens(
+        scatter(logp),
+        scatter(logits_mean),
+        mask,
+    ))
 }

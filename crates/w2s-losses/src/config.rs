@@ -192,9 +192,9 @@ impl PreferenceLossConfig {
     pub fn simpo_margin(&self) -> Option<SimpoMargin> {
         match *self {
             Self::SimpoGamma { gamma, .. } => Some(SimpoMargin::Gamma(gamma)),
-            Self::SimpoGammaBetaRatio { gamma_beta_ratio, .. } => {
-                Some(SimpoMargin::GammaBetaRatio(gamma_beta_ratio))
-            }
+            Self::SimpoGammaBetaRatio {
+                gamma_beta_ratio, ..
+            } => Some(SimpoMargin::GammaBetaRatio(gamma_beta_ratio)),
             _ => None,
         }
     }
@@ -206,14 +206,32 @@ impl PreferenceLossConfig {
     /// non-finite NLL weight or margin.
     pub fn validate(&self) -> Result<()> {
         let beta = self.beta();
-        check(beta.is_finite() && beta > 0.0, "beta", beta, "must be finite and > 0")?;
+        check(
+            beta.is_finite() && beta > 0.0,
+            "beta",
+            beta,
+            "must be finite and > 0",
+        )?;
         let alpha = self.nll_alpha();
-        check(alpha.is_finite() && alpha >= 0.0, "nll_alpha", alpha, "must be finite and >= 0")?;
+        check(
+            alpha.is_finite() && alpha >= 0.0,
+            "nll_alpha",
+            alpha,
+            "must be finite and >= 0",
+        )?;
         match *self {
-            Self::Dpo { label_smoothing, .. }
-            | Self::Robust { label_smoothing, .. }
-            | Self::SimpoGamma { label_smoothing, .. }
-            | Self::SimpoGammaBetaRatio { label_smoothing, .. } => check(
+            Self::Dpo {
+                label_smoothing, ..
+            }
+            | Self::Robust {
+                label_smoothing, ..
+            }
+            | Self::SimpoGamma {
+                label_smoothing, ..
+            }
+            | Self::SimpoGammaBetaRatio {
+                label_smoothing, ..
+            } => check(
                 (0.0..0.5).contains(&label_smoothing),
                 "label_smoothing",
                 label_smoothing,
@@ -222,12 +240,21 @@ impl PreferenceLossConfig {
             _ => {}
         }
         match *self {
-            Self::SimpoGamma { gamma, .. } => {
-                check(gamma.is_finite() && gamma >= 0.0, "gamma", gamma, "must be finite and >= 0")
-            }
-            Self::SimpoGammaBetaRatio { gamma_beta_ratio: r, .. } => {
-                check(r.is_finite() && r >= 0.0, "gamma_beta_ratio", r, "must be finite and >= 0")
-            }
+            Self::SimpoGamma { gamma, .. } => check(
+                gamma.is_finite() && gamma >= 0.0,
+                "gamma",
+                gamma,
+                "must be finite and >= 0",
+            ),
+            Self::SimpoGammaBetaRatio {
+                gamma_beta_ratio: r,
+                ..
+            } => check(
+                r.is_finite() && r >= 0.0,
+                "gamma_beta_ratio",
+                r,
+                "must be finite and >= 0",
+            ),
             _ => Ok(()),
         }
     }
@@ -237,7 +264,11 @@ fn check(ok: bool, name: &'static str, value: f64, reason: &'static str) -> Resu
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidParameter { name, value, reason })
+        Err(Error::InvalidParameter {
+            name,
+            value,
+            reason,
+        })
     }
 }
 
@@ -248,14 +279,25 @@ mod tests {
     #[test]
     fn toml_names_the_loss_and_defaults_fill_in() -> anyhow::Result<()> {
         let dpo: PreferenceLossConfig = toml::from_str("type = \"dpo\"\nbeta = 0.1")?;
-        let want =
-            PreferenceLossConfig::Dpo { beta: 0.1, label_smoothing: 0.0, nll_alpha: 0.0, reference_free: false };
+        let want = PreferenceLossConfig::Dpo {
+            beta: 0.1,
+            label_smoothing: 0.0,
+            nll_alpha: 0.0,
+            reference_free: false,
+        };
         assert_eq!(dpo, want);
-        let simpo: PreferenceLossConfig =
-            toml::from_str("type = \"simpo_gamma_beta_ratio\"\nbeta = 2.0\ngamma_beta_ratio = 0.5")?;
+        let simpo: PreferenceLossConfig = toml::from_str(
+            "type = \"simpo_gamma_beta_ratio\"\nbeta = 2.0\ngamma_beta_ratio = 0.5",
+        )?;
         assert_eq!(simpo.simpo_margin(), Some(SimpoMargin::GammaBetaRatio(0.5)));
         let orpo: PreferenceLossConfig = toml::from_str("type = \"orpo\"\nbeta = 0.1")?;
-        assert_eq!(orpo, PreferenceLossConfig::Orpo { beta: 0.1, nll_scope: NllScope::PromptAndCompletion });
+        assert_eq!(
+            orpo,
+            PreferenceLossConfig::Orpo {
+                beta: 0.1,
+                nll_scope: NllScope::PromptAndCompletion
+            }
+        );
         let back: PreferenceLossConfig = toml::from_str(&toml::to_string(&simpo)?)?;
         assert_eq!(back, simpo);
         Ok(())
@@ -280,8 +322,17 @@ mod tests {
         };
         assert!(dpo(0.1, 0.0).validate().is_ok());
         assert!(dpo(0.1, 0.49).validate().is_ok());
-        for bad in [dpo(0.0, 0.0), dpo(-1.0, 0.0), dpo(f64::NAN, 0.0), dpo(0.1, 0.5), dpo(0.1, -0.1)] {
-            assert!(matches!(bad.validate(), Err(Error::InvalidParameter { .. })), "{bad:?}");
+        for bad in [
+            dpo(0.0, 0.0),
+            dpo(-1.0, 0.0),
+            dpo(f64::NAN, 0.0),
+            dpo(0.1, 0.5),
+            dpo(0.1, -0.1),
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(Error::InvalidParameter { .. })),
+                "{bad:?}"
+            );
         }
         let simpo = PreferenceLossConfig::SimpoGamma {
             beta: 2.0,

@@ -58,7 +58,10 @@ mod tests {
 
     fn run(f: impl Fn(Tensor<Flex, 1>) -> Tensor<Flex, 1>, z: &[f64]) -> Vec<f64> {
         let z = Tensor::<Flex, 1>::from_data(TensorData::from(z), &Default::default());
-        f(z).into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+        f(z).into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .unwrap_or_default()
     }
 
     #[test]

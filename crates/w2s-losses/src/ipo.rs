@@ -36,7 +36,14 @@ mod tests {
             TensorData::from([2.0 / 4.0 + 2.0 / 6.0, 4.0]),
             &Default::default(),
         );
-        let got = ipo_loss(h, 0.1).into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default();
-        assert!((got[0] - 17.361111).abs() < 1e-4 && (got[1] - 1.0).abs() < 1e-5, "{got:?}");
+        let got = ipo_loss(h, 0.1)
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .unwrap_or_default();
+        assert!(
+            (got[0] - 17.361111).abs() < 1e-4 && (got[1] - 1.0).abs() < 1e-5,
+            "{got:?}"
+        );
     }
 }

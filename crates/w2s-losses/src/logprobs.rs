@@ -122,7 +122,13 @@ pub fn shift_for_next_token<B: Backend>(
     let [b, s, _] = inputs.dims();
     let op = "shift_for_next_token";
     expect_shape(op, "input_ids", &input_ids.dims(), &[b, s], "[b, s]")?;
-    expect_shape(op, "completion_mask", &completion_mask.dims(), &[b, s], "[b, s]")?;
+    expect_shape(
+        op,
+        "completion_mask",
+        &completion_mask.dims(),
+        &[b, s],
+        "[b, s]",
+    )?;
     if s < 2 {
         return Err(crate::Error::Shape {
             op,
@@ -169,7 +175,13 @@ pub fn sequence_logprobs<B: Backend>(
     mask: Tensor<B, 2, Bool>,
 ) -> Result<SequenceLogprobs<B>> {
     let [b, s, v] = logits.dims();
-    expect_shape("sequence_logprobs", "labels", &labels.dims(), &[b, s], "[b, s]")?;
+    expect_shape(
+        "sequence_logprobs",
+        "labels",
+        &labels.dims(),
+        &[b, s],
+        "[b, s]",
+    )?;
     expect_shape("sequence_logprobs", "mask", &mask.dims(), &[b, s], "[b, s]")?;
     let host_mask = mask_to_host(&mask)?;
     completion_counts(&host_mask, s)?;
@@ -195,14 +207,18 @@ mod tests {
     type B = Flex;
 
     fn host(t: Tensor<B, 1>) -> Vec<f64> {
-        t.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+        t.into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .unwrap_or_default()
     }
 
     #[test]
     fn uniform_logits_give_minus_log_v_per_token() -> anyhow::Result<()> {
         let dev = Default::default();
         let logits = Tensor::<B, 3>::zeros([2, 3, 4], &dev);
-        let labels = Tensor::<B, 2, Int>::from_data(TensorData::from([[0, 1, 2], [3, -100, 0]]), &dev);
+        let labels =
+            Tensor::<B, 2, Int>::from_data(TensorData::from([[0, 1, 2], [3, -100, 0]]), &dev);
         let mask = Tensor::<B, 2, Bool>::from_data(
             TensorData::from([[true, true, true], [true, false, false]]),
             &dev,
@@ -223,7 +239,10 @@ mod tests {
         let err = sequence_logprobs(
             Tensor::<B, 3>::zeros([2, 2, 3], &dev),
             Tensor::<B, 2, Int>::zeros([2, 2], &dev),
-            Tensor::<B, 2, Bool>::from_data(TensorData::from([[true, false], [false, false]]), &dev),
+            Tensor::<B, 2, Bool>::from_data(
+                TensorData::from([[true, false], [false, false]]),
+                &dev,
+            ),
         );
         assert!(matches!(err, Err(crate::Error::EmptyCompletion { row: 1 })));
     }
@@ -234,13 +253,23 @@ mod tests {
         let mask = Tensor::<B, 2, Bool>::from_data(TensorData::from([[true, true]]), &dev);
         let labels = Tensor::<B, 2, Int>::from_data(TensorData::from([[0, 3]]), &dev);
         let err = sequence_logprobs(Tensor::<B, 3>::zeros([1, 2, 3], &dev), labels, mask.clone());
-        assert!(matches!(err, Err(crate::Error::LabelOutOfRange { label: 3, position: 1, .. })));
+        assert!(matches!(
+            err,
+            Err(crate::Error::LabelOutOfRange {
+                label: 3,
+                position: 1,
+                ..
+            })
+        ));
         let err = sequence_logprobs(
             Tensor::<B, 3>::zeros([1, 3, 3], &dev),
             Tensor::<B, 2, Int>::zeros([1, 2], &dev),
             mask,
         );
-        assert!(matches!(err, Err(crate::Error::Shape { arg: "labels", .. })));
+        assert!(matches!(
+            err,
+            Err(crate::Error::Shape { arg: "labels", .. })
+        ));
     }
 
     #[test]
@@ -250,8 +279,19 @@ mod tests {
         let mask = Tensor::<B, 2, Bool>::from_data(TensorData::from([[false, true, true]]), &dev);
         let shifted = shift_for_next_token(Tensor::<B, 3>::zeros([1, 3, 8], &dev), ids, mask)?;
         assert_eq!(shifted.inputs.dims(), [1, 2, 8]);
-        assert_eq!(shifted.labels.into_data().convert::<i64>().to_vec::<i64>().ok(), Some(vec![6, 7]));
-        assert_eq!(shifted.mask.into_data().to_vec::<bool>().ok(), Some(vec![true, true]));
+        assert_eq!(
+            shifted
+                .labels
+                .into_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .ok(),
+            Some(vec![6, 7])
+        );
+        assert_eq!(
+            shifted.mask.into_data().to_vec::<bool>().ok(),
+            Some(vec![true, true])
+        );
         Ok(())
     }
 }

@@ -72,7 +72,11 @@ impl PreferenceMetrics {
         always
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
-            .chain(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))))
+            .chain(
+                optional
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v))),
+            )
             .collect()
     }
 }
@@ -110,8 +114,11 @@ impl<B: Backend> MetricTensors<B> {
     pub(crate) fn compute(&self) -> Result<PreferenceMetrics> {
         let chosen = to_host_f64(self.chosen_rewards.clone())?;
         let rejected = to_host_f64(self.rejected_rewards.clone())?;
-        let wins: Vec<f64> =
-            chosen.iter().zip(&rejected).map(|(c, r)| f64::from(u8::from(c > r))).collect();
+        let wins: Vec<f64> = chosen
+            .iter()
+            .zip(&rejected)
+            .map(|(c, r)| f64::from(u8::from(c > r)))
+            .collect();
         let margins: Vec<f64> = chosen.iter().zip(&rejected).map(|(c, r)| c - r).collect();
         let (log_odds_chosen, log_odds_ratio) = match &self.log_odds {
             Some([odds, ratio]) => (Some(mean_of(odds)?), Some(mean_of(ratio)?)),

@@ -50,7 +50,10 @@ mod tests {
 
     fn eval(f: fn(Tensor<Flex, 1>) -> Tensor<Flex, 1>, xs: &[f64]) -> Vec<f64> {
         let x = Tensor::<Flex, 1>::from_data(TensorData::from(xs), &Default::default());
-        f(x).into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+        f(x).into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .unwrap_or_default()
     }
 
     fn close(a: &[f64], b: &[f64], rel: f64) {
@@ -64,7 +67,17 @@ mod tests {
     fn softplus_is_finite_and_exact_at_extremes() {
         // Reference: python math, max(x,0) + log1p(exp(-|x|)).
         let got = eval(softplus, &[-120.0, -1.0, 0.0, 1.0, 120.0]);
-        close(&got, &[7.667648e-53, 0.313261687, std::f64::consts::LN_2, 1.313261687, 120.0], 1e-6);
+        close(
+            &got,
+            &[
+                7.667648e-53,
+                0.313261687,
+                std::f64::consts::LN_2,
+                1.313261687,
+                120.0,
+            ],
+            1e-6,
+        );
     }
 
     #[test]

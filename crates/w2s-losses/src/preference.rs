@@ -41,7 +41,10 @@ pub struct ReferenceLogprobs<B: Backend> {
 impl<B: Backend> ReferenceLogprobs<B> {
     /// Precomputed sums (e.g. read from a cache file), detached.
     pub fn new(chosen: Tensor<B, 1>, rejected: Tensor<B, 1>) -> Self {
-        Self { chosen: chosen.detach(), rejected: rejected.detach() }
+        Self {
+            chosen: chosen.detach(),
+            rejected: rejected.detach(),
+        }
     }
 
     /// The sums of a reference pass over the same chosen and rejected completions.
@@ -67,7 +70,12 @@ pub struct PreferenceInputs<B: Backend> {
 impl<B: Backend> PreferenceInputs<B> {
     /// Policy log-probs only (reference-free losses).
     pub fn new(chosen: SequenceLogprobs<B>, rejected: SequenceLogprobs<B>) -> Self {
-        Self { chosen, rejected, reference: None, nll_chosen: None }
+        Self {
+            chosen,
+            rejected,
+            reference: None,
+            nll_chosen: None,
+        }
     }
 
     /// Adds reference log-probs.
@@ -124,7 +132,12 @@ pub fn preference_loss<B: Backend>(
     config.validate()?;
     check_shapes(&inputs)?;
     let beta = config.beta();
-    let PreferenceInputs { chosen, rejected, reference, nll_chosen } = inputs;
+    let PreferenceInputs {
+        chosen,
+        rejected,
+        reference,
+        nll_chosen,
+    } = inputs;
 
     let (losses, chosen_rewards, rejected_rewards, logps, log_odds): Terms<B> = match *config {
         PreferenceLossConfig::Dpo { .. }
@@ -133,14 +146,25 @@ pub fn preference_loss<B: Backend>(
         | PreferenceLossConfig::IpoMean { .. }
         | PreferenceLossConfig::IpoSum { .. } => {
             let (u, v) = match (reference, config.needs_reference()) {
-                (Some(r), true) => (chosen.sum.clone() - r.chosen, rejected.sum.clone() - r.rejected),
-                (None, true) => return Err(Error::MissingReference { loss: config.name() }),
+                (Some(r), true) => (
+                    chosen.sum.clone() - r.chosen,
+                    rejected.sum.clone() - r.rejected,
+                ),
+                (None, true) => {
+                    return Err(Error::MissingReference {
+                        loss: config.name(),
+                    })
+                }
                 (_, false) => (chosen.sum.clone(), rejected.sum.clone()),
             };
             let z = (u.clone() - v.clone()).mul_scalar(beta);
             let losses = match *config {
-                PreferenceLossConfig::Dpo { label_smoothing, .. } => sigmoid_loss(z, label_smoothing),
-                PreferenceLossConfig::Robust { label_smoothing, .. } => robust_loss(z, label_smoothing),
+                PreferenceLossConfig::Dpo {
+                    label_smoothing, ..
+                } => sigmoid_loss(z, label_smoothing),
+                PreferenceLossConfig::Robust {
+                    label_smoothing, ..
+                } => robust_loss(z, label_smoothing),
                 PreferenceLossConfig::Hinge { .. } => hinge_loss(z),
                 PreferenceLossConfig::IpoMean { .. } => ipo_loss(
                     u.clone() / chosen.num_tokens.clone() - v.clone() / rejected.num_tokens.clone(),
@@ -151,10 +175,22 @@ pub fn preference_loss<B: Backend>(
             let logps = [chosen.sum.clone(), rejected.sum.clone()];
             (losses, u.mul_scalar(beta), v.mul_scalar(beta), logps, None)
         }
-        PreferenceLossConfig::SimpoGamma { gamma, label_smoothing, .. } => {
-            simpo_terms(&chosen, &rejected, beta, SimpoMargin::Gamma(gamma), label_smoothing)
-        }
-        PreferenceLossConfig::SimpoGammaBetaRatio { gamma_beta_ratio, label_smoothing, .. } => {
+        PreferenceLossConfig::SimpoGamma {
+            gamma,
+            label_smoothing,
+            ..
+        } => simpo_terms(
+            &chosen,
+            &rejected,
+            beta,
+            SimpoMargin::Gamma(gamma),
+            label_smoothing,
+        ),
+        PreferenceLossConfig::SimpoGammaBetaRatio {
+            gamma_beta_ratio,
+            label_smoothing,
+            ..
+        } => {
             let margin = SimpoMargin::GammaBetaRatio(gamma_beta_ratio);
             simpo_terms(&chosen, &rejected, beta, margin, label_smoothing)
         }
@@ -162,7 +198,8 @@ pub fn preference_loss<B: Backend>(
             if nll_scope == NllScope::PromptAndCompletion && nll_chosen.is_none() {
                 return Err(Error::MissingInput {
                     loss: "orpo",
-                    what: "nll_chosen (chosen log-probs over prompt and completion, TRL's NLL scope)",
+                    what:
+                        "nll_chosen (chosen log-probs over prompt and completion, TRL's NLL scope)",
                 });
             }
             let (c, r) = (chosen.mean(), rejected.mean());
@@ -170,16 +207,27 @@ pub fn preference_loss<B: Backend>(
             let losses = orpo_ratio_loss(odds.clone(), beta);
             let ratio = log_sigmoid(odds.clone().detach());
             let rewards = (c.clone().mul_scalar(beta), r.clone().mul_scalar(beta));
-            (losses, rewards.0, rewards.1, [c, r], Some([odds.detach(), ratio]))
+            (
+                losses,
+                rewards.0,
+                rewards.1,
+                [c, r],
+                Some([odds.detach(), ratio]),
+            )
         }
     };
 
     let alpha = config.nll_alpha();
     let nll = (alpha > 0.0).then(|| {
         let source = match (config, &nll_chosen) {
-            (PreferenceLossConfig::Orpo { nll_scope: NllScope::Completion, .. }, _) | (_, None) => {
-                &chosen
-            }
+            (
+                PreferenceLossConfig::Orpo {
+                    nll_scope: NllScope::Completion,
+                    ..
+                },
+                _,
+            )
+            | (_, None) => &chosen,
             (_, Some(nll_chosen)) => nll_chosen,
         };
         source.sum.clone().sum().neg() / source.num_tokens.clone().sum()
@@ -199,12 +247,23 @@ pub fn preference_loss<B: Backend>(
         nll: nll.clone().map(Tensor::detach),
         log_odds,
     };
-    Ok(PreferenceLossOutput { loss, losses, nll_loss: nll, metrics })
+    Ok(PreferenceLossOutput {
+        loss,
+        losses,
+        nll_loss: nll,
+        metrics,
+    })
 }
 
 /// Per-pair terms of one loss evaluation: (loss, chosen reward, rejected reward, the logps the
 /// loss used, ORPO's `[log_odds, logσ(log_odds)]`).
-type Terms<B> = (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>, [Tensor<B, 1>; 2], Option<[Tensor<B, 1>; 2]>);
+type Terms<B> = (
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    [Tensor<B, 1>; 2],
+    Option<[Tensor<B, 1>; 2]>,
+);
 
 fn simpo_terms<B: Backend>(
     chosen: &SequenceLogprobs<B>,
@@ -214,8 +273,17 @@ fn simpo_terms<B: Backend>(
     label_smoothing: f64,
 ) -> Terms<B> {
     let (c, r) = (chosen.mean(), rejected.mean());
-    let losses = sigmoid_loss(simpo_logits(c.clone(), r.clone(), beta, margin), label_smoothing);
-    (losses, c.clone().mul_scalar(beta), r.clone().mul_scalar(beta), [c, r], None)
+    let losses = sigmoid_loss(
+        simpo_logits(c.clone(), r.clone(), beta, margin),
+        label_smoothing,
+    );
+    (
+        losses,
+        c.clone().mul_scalar(beta),
+        r.clone().mul_scalar(beta),
+        [c, r],
+        None,
+    )
 }
 
 fn check_shapes<B: Backend>(inputs: &PreferenceInputs<B>) -> Result<()> {

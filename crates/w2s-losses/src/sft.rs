@@ -76,8 +76,10 @@ mod tests {
         // Token log-probs [[−0.1, −0.5, −2.0], [−1.0]] (reference/losses_testcases.py):
         // token mean 3.6 / 4 = 0.9, sequence mean (2.6/3 + 1.0)/2 = 0.933333.
         let dev = Default::default();
-        let tokens =
-            Tensor::<Flex, 2>::from_data(TensorData::from([[-0.1, -0.5, -2.0], [-1.0, 0.0, 0.0]]), &dev);
+        let tokens = Tensor::<Flex, 2>::from_data(
+            TensorData::from([[-0.1, -0.5, -2.0], [-1.0, 0.0, 0.0]]),
+            &dev,
+        );
         let mask = Tensor::<Flex, 2, Bool>::from_data(
             TensorData::from([[true, true, true], [true, false, false]]),
             &dev,

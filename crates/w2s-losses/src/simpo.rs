@@ -44,7 +44,9 @@ pub fn simpo_logits<B: Backend>(
     beta: f64,
     margin: SimpoMargin,
 ) -> Tensor<B, 1> {
-    (chosen_mean - rejected_mean).mul_scalar(beta).sub_scalar(margin.gamma(beta))
+    (chosen_mean - rejected_mean)
+        .mul_scalar(beta)
+        .sub_scalar(margin.gamma(beta))
 }
 
 #[cfg(test)]
@@ -62,9 +64,10 @@ mod tests {
         let dev = Default::default();
         let c = Tensor::<Flex, 1>::from_data(TensorData::from([-0.5]), &dev);
         let r = Tensor::<Flex, 1>::from_data(TensorData::from([-1.2]), &dev);
-        for (margin, want) in
-            [(SimpoMargin::Gamma(0.5), 0.341154), (SimpoMargin::GammaBetaRatio(0.5), 0.513015)]
-        {
+        for (margin, want) in [
+            (SimpoMargin::Gamma(0.5), 0.341154),
+            (SimpoMargin::GammaBetaRatio(0.5), 0.513015),
+        ] {
             let z = simpo_logits(c.clone(), r.clone(), 2.0, margin);
             let got = sigmoid_loss(z, 0.0).into_scalar();
             assert!((f64::from(got) - want).abs() < 1e-6, "{margin:?}: {got}");

@@ -25,22 +25,35 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (1usize..4, 1usize..7, 1usize..7, 2usize..24, 1usize..12).prop_flat_map(|(b, s, d, v, chunk)| {
-        (
-            prop::collection::vec(-3.0f64..3.0, b * s * d),
-            prop::collection::vec(-2.0f64..2.0, v * d),
-            prop::collection::vec(0i64..v as i64, b * s),
-            // Each row keeps at least its last token so no row is empty.
-            prop::collection::vec(any::<bool>(), b * s),
-            prop::collection::vec(-2.0f64..2.0, b),
-        )
-            .prop_map(move |(hidden, weight, labels, mut mask, upstream)| {
-                for row in 0..b {
-                    mask[row * s + s - 1] = true;
-                }
-                Case { b, s, d, v, chunk, hidden, weight, labels, mask, upstream }
-            })
-    })
+    (1usize..4, 1usize..7, 1usize..7, 2usize..24, 1usize..12).prop_flat_map(
+        |(b, s, d, v, chunk)| {
+            (
+                prop::collection::vec(-3.0f64..3.0, b * s * d),
+                prop::collection::vec(-2.0f64..2.0, v * d),
+                prop::collection::vec(0i64..v as i64, b * s),
+                // Each row keeps at least its last token so no row is empty.
+                prop::collection::vec(any::<bool>(), b * s),
+                prop::collection::vec(-2.0f64..2.0, b),
+            )
+                .prop_map(move |(hidden, weight, labels, mut mask, upstream)| {
+                    for row in 0..b {
+                        mask[row * s + s - 1] = true;
+                    }
+                    Case {
+                        b,
+                        s,
+                        d,
+                        v,
+                        chunk,
+                        hidden,
+                        weight,
+                        labels,
+                        mask,
+                        upstream,
+                    }
+                })
+        },
+    )
 }
 
 /// (sum, mean, tokens, grad hidden, grad weight) of `Σ_i g_i·sum_i`.
@@ -52,12 +65,18 @@ fn run(c: &Case, chunked: bool) -> Result<[Vec<f64>; 5], TestCaseError> {
     let lp = if chunked {
         sequence_logprobs_from_hidden(hidden.clone(), weight.clone(), labels, mask, c.chunk)
     } else {
-        let logits = hidden.clone().matmul(weight.clone().transpose().unsqueeze::<3>());
+        let logits = hidden
+            .clone()
+            .matmul(weight.clone().transpose().unsqueeze::<3>());
         sequence_logprobs(logits, labels, mask)
     }
     .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let upstream = float_tensor::<AD, 1>(&c.upstream, [c.b]);
-    let (sum, mean, tokens) = (host(lp.sum.clone()), host(lp.mean()), host(lp.tokens.clone()));
+    let (sum, mean, tokens) = (
+        host(lp.sum.clone()),
+        host(lp.mean()),
+        host(lp.tokens.clone()),
+    );
     let grads = (lp.sum * upstream).sum().backward();
     let gh = hidden.grad(&grads).map(host).unwrap_or_default();
     let gw = weight.grad(&grads).map(host).unwrap_or_default();
@@ -95,13 +114,21 @@ proptest! {
 #[test]
 fn bf16_inputs_are_upcast_and_match_f32() -> anyhow::Result<()> {
     let (b, s, d, v) = (2, 5, 4, 9);
-    let hidden: Vec<f64> = (0..b * s * d).map(|i| ((i * 37 % 17) as f64 - 8.0) / 4.0).collect();
-    let weight: Vec<f64> = (0..v * d).map(|i| ((i * 11 % 13) as f64 - 6.0) / 5.0).collect();
+    let hidden: Vec<f64> = (0..b * s * d)
+        .map(|i| ((i * 37 % 17) as f64 - 8.0) / 4.0)
+        .collect();
+    let weight: Vec<f64> = (0..v * d)
+        .map(|i| ((i * 11 % 13) as f64 - 6.0) / 5.0)
+        .collect();
     let labels: Vec<i64> = (0..b * s).map(|i| (i * 5 % v) as i64).collect();
-    let mask = vec![false, true, true, true, true, false, false, true, true, false];
+    let mask = vec![
+        false, true, true, true, true, false, false, true, true, false,
+    ];
     let bf16 = |t: Tensor<AD, 3>| t.cast(FloatDType::BF16);
     let h16 = bf16(float_tensor::<AD, 3>(&hidden, [b, s, d])).require_grad();
-    let w16 = float_tensor::<AD, 2>(&weight, [v, d]).cast(FloatDType::BF16).require_grad();
+    let w16 = float_tensor::<AD, 2>(&weight, [v, d])
+        .cast(FloatDType::BF16)
+        .require_grad();
     let lp16 = sequence_logprobs_from_hidden(
         h16.clone(),
         w16.clone(),
@@ -111,7 +138,11 @@ fn bf16_inputs_are_upcast_and_match_f32() -> anyhow::Result<()> {
     )?;
     assert_eq!(lp16.sum.dtype(), DType::F32);
     let logits16 = h16.clone().matmul(w16.clone().transpose().unsqueeze::<3>());
-    let plain16 = sequence_logprobs(logits16.clone(), int_tensor(&labels, [b, s]), bool_tensor(&mask, [b, s]))?;
+    let plain16 = sequence_logprobs(
+        logits16.clone(),
+        int_tensor(&labels, [b, s]),
+        bool_tensor(&mask, [b, s]),
+    )?;
     assert_eq!(plain16.sum.dtype(), DType::F32);
 
     // Reference: f32 on the bf16-rounded inputs.
@@ -124,7 +155,13 @@ fn bf16_inputs_are_upcast_and_match_f32() -> anyhow::Result<()> {
         bool_tensor(&mask, [b, s]),
         3,
     )?;
-    assert_close(&host(lp16.sum.clone()), &host(lp32.sum), 1e-6, 1e-6, "bf16 chunked sum");
+    assert_close(
+        &host(lp16.sum.clone()),
+        &host(lp32.sum),
+        1e-6,
+        1e-6,
+        "bf16 chunked sum",
+    );
     let grads = lp16.sum.sum().backward();
     let gh = h16.grad(&grads).ok_or_else(|| anyhow::anyhow!("no grad"))?;
     assert_eq!(gh.dtype(), DType::BF16);

@@ -12,11 +12,20 @@ use w2s_losses::{
 fn seq(values: &[f64]) -> SequenceLogprobs<B> {
     let n = values.len();
     let t = float_tensor::<B, 2>(values, [n, 1]);
-    SequenceLogprobs::from_tokens(t.clone(), t.zeros_like(), bool_tensor(&vec![true; n], [n, 1]))
+    SequenceLogprobs::from_tokens(
+        t.clone(),
+        t.zeros_like(),
+        bool_tensor(&vec![true; n], [n, 1]),
+    )
 }
 
 fn dpo(beta: f64) -> PreferenceLossConfig {
-    PreferenceLossConfig::Dpo { beta, label_smoothing: 0.0, nll_alpha: 0.0, reference_free: false }
+    PreferenceLossConfig::Dpo {
+        beta,
+        label_smoothing: 0.0,
+        nll_alpha: 0.0,
+        reference_free: false,
+    }
 }
 
 #[test]
@@ -24,11 +33,23 @@ fn policy_equal_to_reference_gives_ln2_and_zero_rewards() -> anyhow::Result<()> 
     // huggingface/trl#1627: loss stuck at 0.6931 when policy ≡ reference.
     let (c, r) = (seq(&[-12.0, -3.5, -40.0]), seq(&[-18.0, -2.0, -41.0]));
     let reference = ReferenceLogprobs::from_sequences(&c, &r);
-    let out = preference_loss(&dpo(0.1), PreferenceInputs::new(c, r).with_reference(reference))?;
-    assert_close(&host(out.losses.clone()), &[std::f64::consts::LN_2; 3], 1e-7, 0.0, "ln 2");
+    let out = preference_loss(
+        &dpo(0.1),
+        PreferenceInputs::new(c, r).with_reference(reference),
+    )?;
+    assert_close(
+        &host(out.losses.clone()),
+        &[std::f64::consts::LN_2; 3],
+        1e-7,
+        0.0,
+        "ln 2",
+    );
     let m = out.metrics()?;
     // Strict `>`: identical models score 0 accuracy, not 0.5 (losses.md §(b)).
-    assert_eq!((m.rewards_chosen, m.rewards_accuracies, m.rewards_margins), (0.0, 0.0, 0.0));
+    assert_eq!(
+        (m.rewards_chosen, m.rewards_accuracies, m.rewards_margins),
+        (0.0, 0.0, 0.0)
+    );
     Ok(())
 }
 
@@ -39,7 +60,10 @@ fn margins_of_plus_minus_100_stay_finite_and_exact() -> anyhow::Result<()> {
     let r = seq(&[-1000.0, 1000.0, 1200.0]);
     let zero = float_tensor::<B, 1>(&[0.0; 3], [3]);
     let reference = ReferenceLogprobs::new(zero.clone(), zero);
-    let out = preference_loss(&dpo(0.1), PreferenceInputs::new(c, r).with_reference(reference))?;
+    let out = preference_loss(
+        &dpo(0.1),
+        PreferenceInputs::new(c, r).with_reference(reference),
+    )?;
     let losses = host(out.losses);
     assert!(losses[0] >= 0.0 && losses[0] < 1e-40, "{}", losses[0]);
     assert_eq!(&losses[1..], &[100.0, 120.0]);
@@ -64,10 +88,27 @@ fn missing_reference_and_invalid_beta_are_errors() {
         preference_loss(&dpo(0.1), inputs()),
         Err(Error::MissingReference { loss: "dpo" })
     ));
-    assert!(matches!(preference_loss(&dpo(0.0), inputs()), Err(Error::InvalidParameter { .. })));
-    let orpo = PreferenceLossConfig::Orpo { beta: 0.1, nll_scope: Default::default() };
-    assert!(matches!(preference_loss(&orpo, inputs()), Err(Error::MissingInput { .. })));
+    assert!(matches!(
+        preference_loss(&dpo(0.0), inputs()),
+        Err(Error::InvalidParameter { .. })
+    ));
+    let orpo = PreferenceLossConfig::Orpo {
+        beta: 0.1,
+        nll_scope: Default::default(),
+    };
+    assert!(matches!(
+        preference_loss(&orpo, inputs()),
+        Err(Error::MissingInput { .. })
+    ));
     let mismatched = PreferenceInputs::new(seq(&[-1.0, -2.0]), seq(&[-2.0]));
-    let simpo = PreferenceLossConfig::SimpoGamma { beta: 2.0, gamma: 0.5, label_smoothing: 0.0, nll_alpha: 0.0 };
-    assert!(matches!(preference_loss(&simpo, mismatched), Err(Error::Shape { .. })));
+    let simpo = PreferenceLossConfig::SimpoGamma {
+        beta: 2.0,
+        gamma: 0.5,
+        label_smoothing: 0.0,
+        nll_alpha: 0.0,
+    };
+    assert!(matches!(
+        preference_loss(&simpo, mismatched),
+        Err(Error::Shape { .. })
+    ));
 }

@@ -43,23 +43,68 @@ fn loss<Bk: Backend>(config: &PreferenceLossConfig, x: Tensor<Bk, 1>, n: usize) 
         }
         _ => inputs,
     };
-    preference_loss(config, inputs).map(|o| o.loss).unwrap_or_else(|_| x.sum().mul_scalar(f64::NAN))
+    preference_loss(config, inputs)
+        .map(|o| o.loss)
+        .unwrap_or_else(|_| x.sum().mul_scalar(f64::NAN))
 }
 
 #[test]
 fn preference_losses_match_finite_differences() {
     let n = 3;
     let configs = [
-        PreferenceLossConfig::Dpo { beta: 0.3, label_smoothing: 0.0, nll_alpha: 0.7, reference_free: false },
-        PreferenceLossConfig::Dpo { beta: 0.3, label_smoothing: 0.2, nll_alpha: 0.0, reference_free: false },
-        PreferenceLossConfig::Robust { beta: 0.5, label_smoothing: 0.1, nll_alpha: 0.0, reference_free: false },
-        PreferenceLossConfig::Hinge { beta: 0.2, nll_alpha: 0.0, reference_free: true },
-        PreferenceLossConfig::IpoMean { beta: 0.1, nll_alpha: 0.0, reference_free: false },
-        PreferenceLossConfig::IpoSum { beta: 0.1, nll_alpha: 0.0, reference_free: false },
-        PreferenceLossConfig::SimpoGamma { beta: 2.0, gamma: 0.5, label_smoothing: 0.1, nll_alpha: 1.0 },
-        PreferenceLossConfig::SimpoGammaBetaRatio { beta: 2.5, gamma_beta_ratio: 0.55, label_smoothing: 0.0, nll_alpha: 0.0 },
-        PreferenceLossConfig::Orpo { beta: 0.1, nll_scope: NllScope::PromptAndCompletion },
-        PreferenceLossConfig::Orpo { beta: 0.5, nll_scope: NllScope::Completion },
+        PreferenceLossConfig::Dpo {
+            beta: 0.3,
+            label_smoothing: 0.0,
+            nll_alpha: 0.7,
+            reference_free: false,
+        },
+        PreferenceLossConfig::Dpo {
+            beta: 0.3,
+            label_smoothing: 0.2,
+            nll_alpha: 0.0,
+            reference_free: false,
+        },
+        PreferenceLossConfig::Robust {
+            beta: 0.5,
+            label_smoothing: 0.1,
+            nll_alpha: 0.0,
+            reference_free: false,
+        },
+        PreferenceLossConfig::Hinge {
+            beta: 0.2,
+            nll_alpha: 0.0,
+            reference_free: true,
+        },
+        PreferenceLossConfig::IpoMean {
+            beta: 0.1,
+            nll_alpha: 0.0,
+            reference_free: false,
+        },
+        PreferenceLossConfig::IpoSum {
+            beta: 0.1,
+            nll_alpha: 0.0,
+            reference_free: false,
+        },
+        PreferenceLossConfig::SimpoGamma {
+            beta: 2.0,
+            gamma: 0.5,
+            label_smoothing: 0.1,
+            nll_alpha: 1.0,
+        },
+        PreferenceLossConfig::SimpoGammaBetaRatio {
+            beta: 2.5,
+            gamma_beta_ratio: 0.55,
+            label_smoothing: 0.0,
+            nll_alpha: 0.0,
+        },
+        PreferenceLossConfig::Orpo {
+            beta: 0.1,
+            nll_scope: NllScope::PromptAndCompletion,
+        },
+        PreferenceLossConfig::Orpo {
+            beta: 0.5,
+            nll_scope: NllScope::Completion,
+        },
     ];
     // Chosen/rejected sums; with the constant −0.25 token the means span both log1mexp branches
     // (c̄ = −0.13 > −ln 2, r̄ = −1.9 < −ln 2) and a hinge margin away from its kink.
@@ -80,7 +125,9 @@ fn preference_losses_match_finite_differences() {
 #[test]
 fn logprob_gradients_match_finite_differences() -> anyhow::Result<()> {
     let (b, s, v) = (2, 3, 5);
-    let logits: Vec<f64> = (0..b * s * v).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.6).collect();
+    let logits: Vec<f64> = (0..b * s * v)
+        .map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.6)
+        .collect();
     let labels = [4, 0, 2, 1, 3, 3];
     let mask = [false, true, true, true, false, true];
     let weights = [0.7, -1.3];
@@ -90,16 +137,31 @@ fn logprob_gradients_match_finite_differences() -> anyhow::Result<()> {
             int_tensor(&labels, [b, s]),
             bool_tensor(&mask, [b, s]),
         )
-        .map(|lp| host(lp.mean()).iter().zip(weights).map(|(m, w)| m * w).sum())
+        .map(|lp| {
+            host(lp.mean())
+                .iter()
+                .zip(weights)
+                .map(|(m, w)| m * w)
+                .sum()
+        })
         .unwrap_or(f64::NAN)
     };
     let leaf = f64_tensor::<AD, 3>(&logits, [b, s, v]).require_grad();
-    let lp = sequence_logprobs(leaf.clone(), int_tensor(&labels, [b, s]), bool_tensor(&mask, [b, s]))?;
-    let grads = (lp.mean() * f64_tensor::<AD, 1>(&weights, [b])).sum().backward();
+    let lp = sequence_logprobs(
+        leaf.clone(),
+        int_tensor(&labels, [b, s]),
+        bool_tensor(&mask, [b, s]),
+    )?;
+    let grads = (lp.mean() * f64_tensor::<AD, 1>(&weights, [b]))
+        .sum()
+        .backward();
     let analytic = leaf.grad(&grads).map(host).unwrap_or_default();
     let h = 1e-6;
     let numeric: Vec<f64> = (0..logits.len())
-        .map(|i| (value(&set(&logits, i, logits[i] + h)) - value(&set(&logits, i, logits[i] - h))) / (2.0 * h))
+        .map(|i| {
+            (value(&set(&logits, i, logits[i] + h)) - value(&set(&logits, i, logits[i] - h)))
+                / (2.0 * h)
+        })
         .collect();
     assert_close(&analytic, &numeric, 1e-6, 1e-8, "d mean logp / d logits");
     Ok(())

@@ -14,16 +14,24 @@ pub fn fixtures() -> Value {
 }
 
 pub fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
 }
 
 pub fn ints(v: &Value) -> Vec<i64> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
 }
 
 pub fn bools(v: &Value) -> Vec<bool> {
     v.as_array()
-        .map(|a| a.iter().map(|x| x.as_bool().unwrap_or(x.as_i64() == Some(1))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_bool().unwrap_or(x.as_i64() == Some(1)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -31,21 +39,33 @@ pub fn usize_of(v: &Value) -> usize {
     v.as_u64().unwrap_or(0) as usize
 }
 
-pub fn float_tensor<Bk: Backend, const D: usize>(values: &[f64], shape: [usize; D]) -> Tensor<Bk, D> {
+pub fn float_tensor<Bk: Backend, const D: usize>(
+    values: &[f64],
+    shape: [usize; D],
+) -> Tensor<Bk, D> {
     let data: Vec<f32> = values.iter().map(|&x| x as f32).collect();
     Tensor::from_data(TensorData::new(data, shape), &Default::default())
 }
 
-pub fn int_tensor<Bk: Backend, const D: usize>(values: &[i64], shape: [usize; D]) -> Tensor<Bk, D, Int> {
+pub fn int_tensor<Bk: Backend, const D: usize>(
+    values: &[i64],
+    shape: [usize; D],
+) -> Tensor<Bk, D, Int> {
     Tensor::from_data(TensorData::new(values.to_vec(), shape), &Default::default())
 }
 
-pub fn bool_tensor<Bk: Backend, const D: usize>(values: &[bool], shape: [usize; D]) -> Tensor<Bk, D, Bool> {
+pub fn bool_tensor<Bk: Backend, const D: usize>(
+    values: &[bool],
+    shape: [usize; D],
+) -> Tensor<Bk, D, Bool> {
     Tensor::from_data(TensorData::new(values.to_vec(), shape), &Default::default())
 }
 
 pub fn host<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default()
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .unwrap_or_default()
 }
 
 /// `|got − want| ≤ rel·|want| + abs` element-wise.
