@@ -5,6 +5,7 @@
 //! answer, say) are carried into the sets. Malformed lines stop the run with file and line,
 //! unless `--skip-bad-lines` is given (then they are counted). Every set is written atomically.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -15,6 +16,7 @@ use w2s::curation::quality::{pair_quality, sft_quality, Gold, GoldFormat};
 use w2s::curation::record::{PreferencePair, Sample, SftExample};
 use w2s::curation::stage1::{select_consistent, MatchMode};
 use w2s::curation::stage2::{mine_pairs, MiningConfig};
+use w2s::eval::atomic::write_atomic;
 use w2s::eval::TaskKind;
 
 /// Curate weak-to-strong training data.
@@ -114,8 +116,8 @@ fn read<T: DeserializeOwned>(path: &Path, bad_lines: BadLines) -> Result<Vec<T>>
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    let text = serde_json::to_string_pretty(value)? + "\n";
+    Ok(write_atomic(path, |w| w.write_all(text.as_bytes()))?)
 }
 
 fn main() -> Result<()> {

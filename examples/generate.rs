@@ -4,14 +4,14 @@
 //! Prints one JSON object per generation with `"output_ids"` and `"text"` (and writes them as JSONL
 //! with `--output`).
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::{json, Map, Value};
 use w2s::backend;
-use w2s::llama::{generate, write_atomic_with, GenerationConfig, ModelDir, Sampling};
+use w2s::eval::jsonl::{BadLines, JsonlReader, JsonlWriter};
+use w2s::llama::{generate, GenerationConfig, ModelDir, Sampling};
 
 /// Generate text with a HF Llama checkpoint (greedy when --temperature is 0).
 #[derive(Parser)]
@@ -78,15 +78,11 @@ fn read_prompts(args: &Args, dir: &ModelDir<backend::Inference>) -> Result<Vec<P
     let Some(path) = &args.input else {
         bail!("give one of --prompt, --prompt-ids or --input");
     };
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut reader = JsonlReader::<Map<String, Value>>::open(path, BadLines::Fail)?;
     let mut prompts = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let where_ = || format!("{}:{}", path.display(), n + 1);
-        let line = line.with_context(where_)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Map<String, Value> = serde_json::from_str(&line).with_context(where_)?;
+    while let Some(record) = reader.next() {
+        let record = record?;
+        let where_ = || format!("{}:{}", path.display(), reader.line());
         let ids = match (record.get("prompt_ids"), record.get("prompt")) {
             (Some(ids), _) => serde_json::from_value(ids.clone()).with_context(|| {
                 format!("{}: \"prompt_ids\" must be a list of token ids", where_())
@@ -123,7 +119,7 @@ fn main() -> Result<()> {
         stop_strings: args.stop.clone(),
         use_cache: true,
     };
-    let mut lines = Vec::new();
+    let mut output = args.output.as_ref().map(JsonlWriter::create).transpose()?;
     for (chunk_index, chunk) in prompts.chunks(args.batch_size).enumerate() {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
         let generations = generate(&dir.model, &ids, &config, dir.tokenizer.as_ref(), &device)?;
@@ -140,19 +136,14 @@ fn main() -> Result<()> {
             if let Value::Object(fields) = fields {
                 record.extend(fields);
             }
-            let line = serde_json::to_string(&record)?;
-            println!("{line}");
-            lines.push(line);
+            println!("{}", serde_json::to_string(&record)?);
+            if let Some(output) = &mut output {
+                output.write(&record)?;
+            }
         }
     }
-    if let Some(path) = &args.output {
-        write_atomic_with(path, |tmp| {
-            let mut out = std::io::BufWriter::new(std::fs::File::create(tmp)?);
-            for line in &lines {
-                writeln!(out, "{line}")?;
-            }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()
-        })?;
+    if let Some(output) = output {
+        output.finish()?;
     }
     Ok(())
 }

@@ -4,14 +4,14 @@
 //! `--no-bos`) or `"input_ids"`. Each output line is the input line plus `"input_ids"` and
 //! `"logprobs"`: the log-probability of token t given the tokens before it, for t >= 1.
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use serde_json::{Map, Value};
 use w2s::backend;
-use w2s::llama::{score_tokens, write_atomic_with, ModelDir};
+use w2s::eval::jsonl::{BadLines, JsonlReader, JsonlWriter};
+use w2s::llama::{score_tokens, ModelDir};
 
 /// Per-token log-probabilities of JSONL sequences under a HF Llama checkpoint.
 #[derive(Parser)]
@@ -38,16 +38,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let device = backend::device();
     let dir = ModelDir::<backend::Inference>::load(&args.model, &device)?;
-    let file =
-        std::fs::File::open(&args.input).with_context(|| format!("{}", args.input.display()))?;
-    let mut lines = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}", args.input.display(), n + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let where_ = || format!("{}:{}", args.input.display(), n + 1);
-        let mut record: Map<String, Value> = serde_json::from_str(&line).with_context(where_)?;
+    let mut reader = JsonlReader::<Map<String, Value>>::open(&args.input, BadLines::Fail)?;
+    let mut writer = JsonlWriter::create(&args.output)?;
+    while let Some(record) = reader.next() {
+        let mut record = record?;
+        let where_ = || format!("{}:{}", args.input.display(), reader.line());
         let ids: Vec<u32> = match (record.get("input_ids"), record.get("text")) {
             (Some(ids), _) => serde_json::from_value(ids.clone()).with_context(|| {
                 format!("{}: \"input_ids\" must be a list of token ids", where_())
@@ -64,20 +59,14 @@ fn main() -> Result<()> {
         if let Some(logits) = scores.logits {
             record.insert("logits".into(), logits.into());
         }
-        lines.push(serde_json::to_string(&record)?);
-        eprint!("\rscored {} sequences", lines.len());
+        writer.write(&record)?;
+        eprint!("\rscored {} sequences", writer.written());
     }
     eprintln!();
-    write_atomic_with(&args.output, |tmp| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp)?);
-        for line in &lines {
-            writeln!(out, "{line}")?;
-        }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })?;
+    let written = writer.finish()?;
     println!(
         "wrote {} scored sequences to {}",
-        lines.len(),
+        written,
         args.output.display()
     );
     Ok(())

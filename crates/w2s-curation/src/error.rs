@@ -2,44 +2,18 @@
 //!
 //! Errors about a file carry its path and, for JSONL, the 1-based line number, after ripgrep's
 //! `ignore::Error` (see ARCHITECTURE.md, "Conventions"): a user fixing a shard must be told where
-//! to look.
+//! to look. Files are read and written by w2s-eval's [`jsonl`](w2s_eval::jsonl) and
+//! [`atomic`](w2s_eval::atomic), so those errors are its [`EvalError`], wrapped.
 
-use std::path::PathBuf;
+use w2s_eval::EvalError;
 
 /// Everything that can go wrong in w2s-curation.
 #[derive(Debug, thiserror::Error)]
 pub enum CurationError {
-    /// Reading, writing or renaming a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file concerned.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A JSONL line is not a valid record of the expected kind.
-    #[error("{path}:{line}: {source}")]
-    Json {
-        /// The file concerned.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What serde_json found wrong.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// Serializing a record failed (a map key that is not a string, say).
-    #[error("{path}: cannot serialize record {index}: {source}")]
-    Serialize {
-        /// The file being written.
-        path: PathBuf,
-        /// 0-based index of the record in the write order.
-        index: usize,
-        /// What serde_json found wrong.
-        #[source]
-        source: serde_json::Error,
-    },
+    /// Reading or writing a file (JSONL or otherwise) failed; the error names the file and, for
+    /// JSONL, the line.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
     /// Two records of one source share an id, so joining sources by id would be ambiguous.
     #[error("duplicate id {id:?} in the {source_name} records")]
     DuplicateId {

@@ -19,7 +19,7 @@
 //! digits, as in `1,200`. Nesting deeper than [`MAX_DEPTH`] is a syntax error, so no input can
 //! exhaust the stack. Evaluation is exact on [`Ratio`]; overflow is reported, never wrapped.
 
-use crate::rational::{ArithError, Ratio};
+use w2s_eval::rational::{ArithError, Ratio};
 
 /// Deepest nesting of parentheses and unary operators accepted.
 pub const MAX_DEPTH: usize = 64;
@@ -361,9 +361,7 @@ impl Parser<'_> {
             self.arith.get_or_insert(ArithError::Overflow);
             return Ok((Ratio::ZERO, decimals));
         }
-        let scale = Ratio::integer(10).pow(i128::from(decimals));
-        let value = scale.and_then(|s| Ratio::integer(num).checked_div(s));
-        Ok((self.settle(value), decimals))
+        Ok((self.settle(Ratio::decimal(num, decimals)), decimals))
     }
 
     /// At a `,`: exactly three digits follow, then no further digit.

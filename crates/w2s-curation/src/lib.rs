@@ -1,11 +1,13 @@
 //! w2s-curation: decide which weak-supervision data the strong model learns from.
 //!
-//! - [`record`], [`jsonl`]: samples, SFT examples and preference pairs as streaming JSONL.
+//! - [`record`]: samples, SFT examples and preference pairs, read and written as streaming JSONL
+//!   by [`jsonl`] (w2s-eval's, re-exported).
 //! - [`confidence`]: majority answer, confidence, A+ and A- over n samples.
 //! - [`stage1`], [`demos`]: final-answer consistency between two sources (weak, ICL) and the
 //!   k-shot demonstration picker of the ICL source.
 //! - [`stage2`]: contrastive preference pairs from M_plus's samples and the weak solutions.
-//! - [`steps`] (on [`expr`] and [`rational`]): exact checking of arithmetic steps.
+//! - [`steps`] (on [`expr`] and w2s-eval's [`rational`], re-exported): exact checking of
+//!   arithmetic steps.
 //! - [`quality`], [`controlled`]: outcome and step-wise error rates of a set, and sets built with
 //!   a chosen outcome error rate.
 //!
@@ -18,12 +20,15 @@ pub mod controlled;
 pub mod demos;
 pub mod error;
 pub mod expr;
-pub mod jsonl;
 pub mod quality;
-pub mod rational;
 pub mod record;
 pub mod stage1;
 pub mod stage2;
 pub mod steps;
 
 pub use error::{CurationError, Result};
+/// JSONL reading and atomic writing, shared with w2s-eval; its errors are [`w2s_eval::EvalError`],
+/// which [`CurationError::Eval`] wraps.
+pub use w2s_eval::jsonl;
+/// Exact `i128` rationals, shared with w2s-eval's answer values.
+pub use w2s_eval::rational;

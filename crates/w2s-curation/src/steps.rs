@@ -34,9 +34,9 @@
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
+use w2s_eval::rational::Ratio;
 
 use crate::expr::{evaluate, literal_prefix, ExprError, Literal};
-use crate::rational::Ratio;
 
 /// Longest run of arithmetic characters considered left of an inline `=`, in bytes; longer runs
 /// are cut, which keeps the search linear in the solution length.

@@ -13,12 +13,14 @@
 //! ```
 
 pub mod answer;
+pub mod atomic;
 pub mod dataset;
 pub mod error;
 pub mod grade;
 pub mod jsonl;
 pub mod metrics;
 pub mod prompt;
+pub mod rational;
 pub mod report;
 pub mod split;
 pub mod svg;

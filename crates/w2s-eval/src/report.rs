@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::error::Result;
-use crate::jsonl::write_atomic;
 use crate::metrics::{pgr, Tally};
 use crate::task::TaskKind;
 

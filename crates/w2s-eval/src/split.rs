@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::dataset::Problem;
 use crate::error::{EvalError, Result};
 use crate::jsonl::write_jsonl;
@@ -91,7 +92,7 @@ impl Splits {
         ];
         for (name, part) in parts {
             if name != "test.jsonl" || !part.is_empty() {
-                write_jsonl(&dir.join(name), part.iter().map(|p| &p.record))?;
+                write_jsonl(dir.join(name), part.iter().map(|p| &p.record))?;
             }
         }
         let manifest = SplitManifest {
@@ -100,7 +101,7 @@ impl Splits {
             gold2: self.gold2.len(),
             test: self.test.len(),
         };
-        crate::jsonl::write_atomic(&dir.join("split.json"), |w| {
+        write_atomic(dir.join("split.json"), |w| {
             serde_json::to_writer_pretty(&mut *w, &manifest)?;
             std::io::Write::write_all(w, b"\n")
         })

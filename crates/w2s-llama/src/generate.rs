@@ -161,14 +161,16 @@ pub fn generate<B: Backend>(
     let mut cache = model.new_cache();
     let mut step_input = grid.clone();
     for _ in 0..config.max_new_tokens {
-        let logits = if config.use_cache {
-            model.forward_cached(int_tensor(&step_input, device), &mask, &mut cache)?
+        let hidden = if config.use_cache {
+            model.hidden_cached(int_tensor(&step_input, device), &mask, &mut cache)?
         } else {
-            model.forward(int_tensor(&grid, device), Some(&mask))?
+            model.forward_hidden(int_tensor(&grid, device), Some(&mask))?
         };
-        let [b, s, v] = logits.dims();
+        // Only the last column's logits are needed: project just that row of hidden states.
+        let [b, s, d] = hidden.dims();
+        let logits = model.logits(hidden.slice([0..b, s - 1..s, 0..d]));
+        let v = model.vocab_size();
         let last: Vec<f32> = logits
-            .slice([0..b, s - 1..s, 0..v])
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()

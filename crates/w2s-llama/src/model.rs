@@ -228,7 +228,17 @@ impl<B: Backend> Llama<B> {
         mask: &PaddingMask,
         cache: &mut KvCache<B>,
     ) -> Result<Tensor<B, 3>> {
-        Ok(self.logits(self.run(tokens, mask, Some(cache))?))
+        Ok(self.logits(self.hidden_cached(tokens, mask, cache)?))
+    }
+
+    /// Final hidden states `[b, s, d]` of `s` new columns, reading and extending `cache`.
+    pub fn hidden_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mask: &PaddingMask,
+        cache: &mut KvCache<B>,
+    ) -> Result<Tensor<B, 3>> {
+        self.run(tokens, mask, Some(cache))
     }
 
     /// The output projection as `[v, d]` (HF's orientation), whether tied or not.

@@ -3,10 +3,12 @@
 //! A small recursive-descent parser over the LaTeX subset that final answers use: integers and
 //! decimals, `+ - * /`, `\cdot`, `\times`, `\div`, `^`, parentheses and braces, `\frac{a}{b}`,
 //! `\sqrt{x}`, `\sqrt[n]{x}`, `\pi`, and implicit products such as `2\pi` or `3\sqrt{2}`. Decimals
-//! and fractions stay exact (`i128` numerator and denominator), so `0.1 + 0.2` equals `0.3` exactly;
-//! only `\pi`, irrational roots and overflow fall back to `f64`. Anything else (variables, `!`,
-//! `\infty`, a number directly before `\frac`, which could be a mixed number) does not parse, and
-//! equivalence then reports "undecided" instead of guessing.
+//! and fractions stay exact ([`Ratio`], `i128` numerator and denominator), so `0.1 + 0.2` equals
+//! `0.3` exactly; only `\pi`, irrational roots and overflow fall back to `f64`. Anything else
+//! (variables, `!`, `\infty`, a number directly before `\frac`, which could be a mixed number) does
+//! not parse, and equivalence then reports "undecided" instead of guessing.
+
+use crate::rational::{ArithError, Ratio};
 
 /// Deepest nesting the parser follows; deeper input does not parse (no stack overflow).
 const MAX_DEPTH: usize = 48;
@@ -15,98 +17,10 @@ const MAX_EXACT_EXPONENT: u32 = 256;
 /// Relative tolerance for values that are not exact (they carry `f64` rounding of a few operations).
 const REL_TOLERANCE: f64 = 1e-12;
 
-/// An exact rational `num / den` in lowest terms with `den > 0`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Rational {
-    num: i128,
-    den: i128,
-}
-
-impl Rational {
-    fn new(num: i128, den: i128) -> Option<Rational> {
-        if den == 0 {
-            return None;
-        }
-        let g = gcd(num.unsigned_abs(), den.unsigned_abs());
-        let g = i128::try_from(g).ok()?.max(1);
-        let (num, den) = (num / g, den / g);
-        if den < 0 {
-            Some(Rational {
-                num: num.checked_neg()?,
-                den: den.checked_neg()?,
-            })
-        } else {
-            Some(Rational { num, den })
-        }
-    }
-
-    fn integer(n: i128) -> Rational {
-        Rational { num: n, den: 1 }
-    }
-
-    fn to_f64(self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
-
-    fn add(self, o: Rational) -> Option<Rational> {
-        let num = self
-            .num
-            .checked_mul(o.den)?
-            .checked_add(o.num.checked_mul(self.den)?)?;
-        Rational::new(num, self.den.checked_mul(o.den)?)
-    }
-
-    fn mul(self, o: Rational) -> Option<Rational> {
-        Rational::new(self.num.checked_mul(o.num)?, self.den.checked_mul(o.den)?)
-    }
-
-    fn recip(self) -> Option<Rational> {
-        Rational::new(self.den, self.num)
-    }
-
-    fn pow(self, e: u32) -> Option<Rational> {
-        Rational::new(self.num.checked_pow(e)?, self.den.checked_pow(e)?)
-    }
-
-    /// The exact `n`-th root when numerator and denominator are perfect powers.
-    fn root(self, n: u32) -> Option<Rational> {
-        if self.num < 0 && n & 1 == 0 {
-            return None;
-        }
-        let num = int_root(self.num.unsigned_abs(), n)?;
-        let den = int_root(self.den.unsigned_abs(), n)?;
-        let num = i128::try_from(num).ok()?;
-        Rational::new(
-            if self.num < 0 { -num } else { num },
-            i128::try_from(den).ok()?,
-        )
-    }
-
-    fn as_integer(self) -> Option<i128> {
-        (self.den == 1).then_some(self.num)
-    }
-}
-
-fn gcd(mut a: u128, mut b: u128) -> u128 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// The exact integer `n`-th root of `x`, if there is one.
-fn int_root(x: u128, n: u32) -> Option<u128> {
-    if n == 0 {
-        return None;
-    }
-    let guess = (x as f64).powf(1.0 / f64::from(n)).round() as u128;
-    (guess.saturating_sub(1)..=guess + 1).find(|r| r.checked_pow(n) == Some(x))
-}
-
 /// A number: exact when it can be, approximate otherwise.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Value {
-    Exact(Rational),
+    Exact(Ratio),
     Approx(f64),
 }
 
@@ -123,11 +37,11 @@ impl Value {
     fn combine(
         self,
         o: Value,
-        exact: impl Fn(Rational, Rational) -> Option<Rational>,
+        exact: impl Fn(Ratio, Ratio) -> Result<Ratio, ArithError>,
         float: impl Fn(f64, f64) -> f64,
     ) -> Value {
         if let (Value::Exact(a), Value::Exact(b)) = (self, o) {
-            if let Some(r) = exact(a, b) {
+            if let Ok(r) = exact(a, b) {
                 return Value::Exact(r);
             }
         }
@@ -135,47 +49,42 @@ impl Value {
     }
 
     fn add(self, o: Value) -> Value {
-        self.combine(o, Rational::add, |a, b| a + b)
+        self.combine(o, Ratio::checked_add, |a, b| a + b)
     }
 
     fn neg(self) -> Value {
-        self.mul(Value::Exact(Rational::integer(-1)))
+        self.mul(Value::Exact(Ratio::integer(-1)))
     }
 
     fn mul(self, o: Value) -> Value {
-        self.combine(o, Rational::mul, |a, b| a * b)
+        self.combine(o, Ratio::checked_mul, |a, b| a * b)
     }
 
     fn div(self, o: Value) -> Option<Value> {
         if o.to_f64() == 0.0 {
             return None;
         }
-        Some(self.combine(o, |a, b| a.mul(b.recip()?), |a, b| a / b))
+        Some(self.combine(o, Ratio::checked_div, |a, b| a / b))
     }
 
     fn pow(self, e: Value) -> Option<Value> {
         if let (Value::Exact(base), Value::Exact(exp)) = (self, e) {
-            if let Some(n) = exp.as_integer() {
-                let magnitude = u32::try_from(n.unsigned_abs())
-                    .ok()
-                    .filter(|&m| m <= MAX_EXACT_EXPONENT);
-                let exact = magnitude.and_then(|m| base.pow(m));
-                let exact = if n < 0 {
-                    exact.and_then(Rational::recip)
-                } else {
-                    exact
-                };
-                if let Some(r) = exact {
-                    return Some(Value::Exact(r));
+            if let Some(n) = exp.to_integer() {
+                if n.unsigned_abs() <= u128::from(MAX_EXACT_EXPONENT) {
+                    if let Ok(r) = base.pow(n) {
+                        return Some(Value::Exact(r));
+                    }
                 }
-                if n < 0 && base.num == 0 {
+                if n < 0 && base.numer() == 0 {
                     return None;
                 }
-            } else if let Some(r) = u32::try_from(exp.den).ok().and_then(|d| base.root(d)) {
+            } else if let Some(r) = u32::try_from(exp.denom()).ok().and_then(|d| base.root(d)) {
+                let n = u32::try_from(exp.numer()).ok()?;
                 return r
-                    .pow(u32::try_from(exp.num).ok()?)
+                    .pow(i128::from(n))
+                    .ok()
                     .map(Value::Exact)
-                    .or_else(|| Value::Exact(r).pow(Value::Exact(Rational::integer(exp.num))));
+                    .or_else(|| Value::Exact(r).pow(Value::Exact(Ratio::integer(exp.numer()))));
             }
         }
         finite(self.to_f64().powf(e.to_f64()))
@@ -183,7 +92,7 @@ impl Value {
 
     fn root(self, n: Value) -> Option<Value> {
         let Value::Exact(n) = n else { return None };
-        let n = u32::try_from(n.as_integer()?).ok().filter(|&n| n >= 1)?;
+        let n = u32::try_from(n.to_integer()?).ok().filter(|&n| n >= 1)?;
         if let Value::Exact(r) = self {
             if let Some(root) = r.root(n) {
                 return Some(Value::Exact(root));
@@ -349,7 +258,7 @@ impl Parser<'_> {
                     let n = if self.peek() == Some(b'[') {
                         self.group(b'[', b']')?
                     } else {
-                        Value::Exact(Rational::integer(2))
+                        Value::Exact(Ratio::integer(2))
                     };
                     self.group(b'{', b'}')?.root(n)
                 } else if self.eat_command("pi") {
@@ -387,10 +296,10 @@ impl Parser<'_> {
         }
         let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
         let mantissa: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
-        let exact = mantissa.parse::<i128>().ok().and_then(|m| {
-            let den = 10i128.checked_pow(u32::try_from(frac_len).ok()?)?;
-            Rational::new(m, den)
-        });
+        let exact = mantissa
+            .parse::<i128>()
+            .ok()
+            .and_then(|m| Ratio::decimal(m, u32::try_from(frac_len).ok()?).ok());
         match exact {
             Some(r) => Some(Value::Exact(r)),
             None => finite(text.parse::<f64>().ok()?),
@@ -403,7 +312,7 @@ mod tests {
     use super::*;
 
     fn exact(num: i128, den: i128) -> Option<Value> {
-        Rational::new(num, den).map(Value::Exact)
+        Ratio::new(num, den).ok().map(Value::Exact)
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Exact rational numbers on `i128` for checking arithmetic steps.
+//! Exact rational numbers on `i128`: the values of answers (`0.1 + 0.2` is `3/10` exactly, see
+//! [`answer`](crate::answer)) and of arithmetic steps (w2s-curation's step checker).
 //!
-//! Every operation is checked: an overflow is an [`ArithError::Overflow`] (the step becomes
-//! undecidable), never a panic or a silently wrapped value. Values stay reduced with a positive
-//! denominator, so structural equality is numeric equality.
+//! Every operation is checked: an overflow is an [`ArithError::Overflow`] (the caller falls back
+//! to floats, or calls the step undecidable), never a panic or a silently wrapped value. Values
+//! stay reduced with a positive denominator, so structural equality is numeric equality.
 
 use std::cmp::Ordering;
 
@@ -57,6 +58,12 @@ impl Ratio {
         Ok(Ratio { num, den })
     }
 
+    /// `mantissa / 10^decimals`: a decimal as written (`3.25` is `decimal(325, 2)`).
+    pub fn decimal(mantissa: i128, decimals: u32) -> Checked {
+        let scale = 10i128.checked_pow(decimals).ok_or(ArithError::Overflow)?;
+        Ratio::new(mantissa, scale)
+    }
+
     /// Numerator (carries the sign).
     pub fn numer(self) -> i128 {
         self.num
@@ -65,6 +72,11 @@ impl Ratio {
     /// Denominator (positive).
     pub fn denom(self) -> i128 {
         self.den
+    }
+
+    /// The value as an integer, when the denominator is 1.
+    pub fn to_integer(self) -> Option<i128> {
+        (self.den == 1).then_some(self.num)
     }
 
     /// `self + other`.
@@ -143,6 +155,17 @@ impl Ratio {
         }
     }
 
+    /// The exact `n`-th root, when numerator and denominator are perfect `n`-th powers (and the
+    /// root is real); `None` otherwise.
+    pub fn root(self, n: u32) -> Option<Ratio> {
+        if self.num < 0 && n & 1 == 0 {
+            return None;
+        }
+        let num = i128::try_from(int_root(self.num.unsigned_abs(), n)?).ok()?;
+        let den = i128::try_from(int_root(self.den.unsigned_abs(), n)?).ok()?;
+        Ratio::new(if self.num < 0 { -num } else { num }, den).ok()
+    }
+
     /// `|self|`.
     pub fn abs(self) -> Checked {
         if self.num < 0 {
@@ -156,6 +179,17 @@ impl Ratio {
     pub fn to_f64(self) -> f64 {
         self.num as f64 / self.den as f64
     }
+}
+
+/// The exact integer `n`-th root of `x`, if there is one.
+fn int_root(x: u128, n: u32) -> Option<u128> {
+    if n == 0 {
+        return None;
+    }
+    // The float estimate is off by more than one only for roots of about 2^52 and more; those are
+    // reported as having no exact root, and callers fall back to floats.
+    let guess = (x as f64).powf(1.0 / f64::from(n)).round() as u128;
+    (guess.saturating_sub(1)..=guess + 1).find(|r| r.checked_pow(n) == Some(x))
 }
 
 impl PartialOrd for Ratio {
@@ -195,6 +229,19 @@ mod tests {
         assert_eq!(Ratio::ZERO.pow(0).unwrap(), r(1, 1));
         assert_eq!(Ratio::ZERO.pow(i128::MAX).unwrap(), Ratio::ZERO);
         assert!(r(1, 3) < r(34, 100));
+    }
+
+    #[test]
+    fn decimals_integers_and_roots() {
+        assert_eq!(Ratio::decimal(325, 2).unwrap(), r(13, 4));
+        assert_eq!(Ratio::decimal(1, 39), Err(ArithError::Overflow));
+        assert_eq!(r(6, 3).to_integer(), Some(2));
+        assert_eq!(r(1, 2).to_integer(), None);
+        assert_eq!(r(9, 4).root(2), Some(r(3, 2)));
+        assert_eq!(r(-8, 27).root(3), Some(r(-2, 3)));
+        assert_eq!(r(-4, 1).root(2), None);
+        assert_eq!(r(2, 1).root(2), None);
+        assert_eq!(r(5, 1).root(0), None);
     }
 
     #[test]
