@@ -338,3 +338,55 @@ fn a_prompt_longer_than_the_context_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn f16_checkpoints_load_with_f16_rounding() {
+    use safetensors::{serialize_to_file, tensor::TensorView, Dtype, SafeTensors};
+    // Re-encode the f32 fixture to f16 (transformers writes the same layout with dtype=float16).
+    let original = load(&fixture("llama3_tied")).unwrap();
+    let bytes = std::fs::read(fixture("llama3_tied/model.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let converted: Vec<(String, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|b| {
+                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
+                })
+                .collect();
+            (name, view.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = converted
+        .iter()
+        .map(|(name, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(Dtype::F16, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture("llama3_tied/config.json"),
+        tmp.path().join("config.json"),
+    )
+    .unwrap();
+    serialize_to_file(views, None, &tmp.path().join("model.safetensors")).unwrap();
+    let reloaded = load(tmp.path()).unwrap();
+    let (a, b) = (weights_of(&original), weights_of(&reloaded));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    let scale = a.iter().map(|x| x.abs()).fold(0f32, f32::max);
+    // f16 keeps 11 significant bits; logits move by well under 1% of their range, but do move.
+    assert!(
+        worst > 0.0 && worst < 0.01 * scale,
+        "worst {worst}, scale {scale}"
+    );
+}
