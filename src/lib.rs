@@ -7,13 +7,17 @@
 //! - [`llama`]: the Llama model, HF checkpoints, tokenizer and generation;
 //! - [`losses`]: sequence log-probs, SFT and preference losses (DPO family, ORPO, SimPO);
 //! - [`eval`]: tasks, answer grading, metrics and reports;
-//! - [`curation`]: Stage I selection, Stage II pair mining, supervision quality.
+//! - [`curation`]: Stage I selection, Stage II pair mining, supervision quality;
+//! - [`train`]: SFT and preference trainers, checkpoints and resume, sampling and evaluation runs.
 //!
-//! [`backend`] picks the tensor backend from cargo features for the example binaries.
+//! [`backend`] picks the tensor backend from cargo features for the example binaries;
+//! [`train_args`] holds the command-line options the `sft` and `preference` examples share.
 
 pub mod backend;
+pub mod train_args;
 
 pub use w2s_curation as curation;
 pub use w2s_eval as eval;
 pub use w2s_llama as llama;
 pub use w2s_losses as losses;
+pub use w2s_train as train;

@@ -189,12 +189,16 @@ struct Reader<'a, B: Backend> {
 }
 
 impl<B: Backend> Reader<'_, B> {
+    /// The tensor `name` of HF shape `shape`; zeros (with the problem recorded) when unusable.
     fn get<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Tensor<B, D> {
-        self.read(name, shape)
-            .unwrap_or_else(|| Tensor::zeros(shape, self.device))
+        let values = self
+            .read(name, &shape)
+            .unwrap_or_else(|| vec![0.0; shape.iter().product()]);
+        Tensor::from_data(TensorData::new(values, shape), self.device)
     }
 
-    fn read<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Option<Tensor<B, D>> {
+    /// The values of tensor `name` in f32, row-major, if it exists with `shape` and a float dtype.
+    fn read(&mut self, name: &str, shape: &[usize]) -> Option<Vec<f32>> {
         let file = match self.index.get(name) {
             Some(&i) => self.files.get(i)?,
             None => self.files.first()?,
@@ -228,16 +232,26 @@ impl<B: Backend> Reader<'_, B> {
                 return None;
             }
         };
-        Some(Tensor::from_data(
-            TensorData::new(values, shape),
-            self.device,
-        ))
+        Some(values)
     }
 
-    /// A bias-free linear layer from an HF `[out, in]` weight.
+    /// A bias-free linear layer from an HF `[out, in]` weight, stored as burn's `[in, out]`.
+    ///
+    /// The transpose happens here on the host so the parameter is a plain row-major tensor: a
+    /// transposed view would make every matmul of training and decoding read it strided.
     fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Linear<B> {
+        let hf = self
+            .read(name, &[d_out, d_in])
+            .unwrap_or_else(|| vec![0.0; d_out * d_in]);
+        let mut values = vec![0.0; d_in * d_out];
+        for (o, row) in hf.chunks_exact(d_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                values[i * d_out + o] = v;
+            }
+        }
+        let weight = Tensor::from_data(TensorData::new(values, [d_in, d_out]), self.device);
         Linear {
-            weight: Param::from_tensor(self.get(name, [d_out, d_in]).transpose()),
+            weight: Param::from_tensor(weight),
             bias: None,
         }
     }

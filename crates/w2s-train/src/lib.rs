@@ -1,0 +1,41 @@
+//! `w2s-train`: the only crate of w2s that owns an optimizer.
+//!
+//! - [`train_sft`]: supervised fine-tuning with a completion-only loss.
+//! - [`train_preference`]: DPO and its family, ORPO and SimPO (any [`PreferenceLossConfig`]),
+//!   with a frozen reference model, precomputed reference log-probs
+//!   ([`precompute_reference`]), or no reference for reference-free losses.
+//! - Both share one loop: burn's AdamW with decoupled weight decay, warmup + cosine/linear
+//!   schedule ([`schedule`]), gradient accumulation, clipping by global norm, token-budget
+//!   batches with right padding, periodic evaluation, metrics as JSONL with a progress bar, and
+//!   crash-safe checkpoints ([`checkpoint`]) from which a run resumes exactly.
+//! - [`sample_dataset`]: n seeded samples per prompt over a dataset, as resumable JSONL.
+//! - [`evaluate`]: greedy answers over a split, graded by w2s-eval into its report.
+//!
+//! [`PreferenceLossConfig`]: w2s_losses::PreferenceLossConfig
+#![warn(missing_docs)]
+
+pub mod batching;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod evaluate;
+mod metrics_log;
+pub mod optimizer;
+pub mod preference;
+pub mod sampling;
+pub mod schedule;
+mod scoring;
+pub mod sft;
+mod trainer;
+
+pub use batching::{tokenize_pairs, tokenize_sft, TokenizedPair, TokenizedSft};
+pub use checkpoint::{latest_checkpoint, load_checkpoint, Checkpoint, TrainerState};
+pub use config::{LrSchedule, Overlong, TrainConfig};
+pub use error::{Result, TrainError};
+pub use evaluate::{evaluate, EvalRun};
+pub use preference::{
+    load_reference_cache, precompute_reference, save_reference_cache, train_preference, Reference,
+};
+pub use sampling::{sample_dataset, PromptRecord, SamplingSummary};
+pub use sft::train_sft;
+pub use trainer::{TrainOptions, TrainOutcome};

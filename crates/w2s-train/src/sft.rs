@@ -1,0 +1,166 @@
+//! Supervised fine-tuning on prompt-completion pairs with a completion-only loss.
+//!
+//! Each record becomes one row `prompt ++ completion`; the loss is the token-mean negative
+//! log-likelihood of the completion tokens of the whole optimizer step (TRL's `SFTTrainer` with
+//! `completion_only_loss`, normalised by the step's completion-token count as TRL's
+//! `num_items_in_batch` does, so gradient accumulation changes nothing). The evaluation set, when
+//! given, reports `eval/loss` (the same token-mean NLL) and `eval/tokens`.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::backend::AutodiffBackend;
+use serde_json::Value;
+use w2s_llama::{Llama, LlamaConfig};
+use w2s_losses::{sft_loss, ChunkedLogprobsBackend, SftReduction};
+
+use crate::batching::{check_sequence, pack, Rows, TokenizedSft};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::scoring::{frozen_logprobs, hidden, model_device, policy_logprobs, to_host, Scope};
+use crate::trainer::{run, MicroStep, Objective, TrainOptions, TrainOutcome};
+
+/// Fine-tunes `model` on `train`, evaluating on `eval` (may be empty).
+///
+/// Records longer than `max_seq_len` are an error or left out (`config.overlong`); a record with
+/// an empty prompt or completion is an error. The run resumes from `options.output_dir` when it
+/// holds a checkpoint of the same config and data.
+///
+/// # Errors
+/// [`TrainError::EmptyDataset`], [`TrainError::Record`], [`TrainError::Config`],
+/// [`TrainError::NonFinite`] (the last good checkpoint stays), and I/O errors naming the file.
+pub fn train_sft<B: AutodiffBackend + ChunkedLogprobsBackend>(
+    model: Llama<B>,
+    llama_config: &LlamaConfig,
+    train: &[TokenizedSft],
+    eval: &[TokenizedSft],
+    config: &TrainConfig,
+    options: &TrainOptions,
+) -> Result<TrainOutcome<B>> {
+    config.validate()?;
+    let max_len = config
+        .max_seq_len
+        .unwrap_or(usize::MAX)
+        .min(model.max_positions());
+    let keep = |records: &[TokenizedSft]| -> Result<Vec<TokenizedSft>> {
+        let mut kept = Vec::new();
+        for (index, r) in records.iter().enumerate() {
+            if check_sequence(
+                index,
+                r.prompt.len(),
+                r.completion.len(),
+                max_len,
+                config.overlong,
+            )? {
+                kept.push(r.clone());
+            }
+        }
+        Ok(kept)
+    };
+    if train.is_empty() {
+        return Err(TrainError::EmptyDataset { what: "training" });
+    }
+    let records = keep(train)?;
+    if records.is_empty() {
+        return Err(TrainError::EmptyDataset { what: "training" });
+    }
+    let objective = Sft {
+        skipped: train.len() - records.len(),
+        records,
+        eval: keep(eval)?,
+        batch_tokens: config.batch_tokens,
+        chunk: config.logprob_chunk_size,
+    };
+    let skipped = objective.skipped;
+    run(model, llama_config, &objective, config, options, skipped)
+}
+
+struct Sft {
+    records: Vec<TokenizedSft>,
+    eval: Vec<TokenizedSft>,
+    skipped: usize,
+    batch_tokens: usize,
+    chunk: usize,
+}
+
+fn rows(records: &[TokenizedSft], batch: &[usize]) -> Rows {
+    let mut rows = Rows::default();
+    for &i in batch {
+        rows.push(&records[i].prompt, &records[i].completion);
+    }
+    rows
+}
+
+impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
+    fn config_json(&self) -> Value {
+        serde_json::json!({ "type": "sft", "skipped_records": self.skipped })
+    }
+
+    fn lengths(&self) -> Vec<usize> {
+        self.records
+            .iter()
+            .map(|r| r.prompt.len() + r.completion.len())
+            .collect()
+    }
+
+    fn units(&self, batch: &[usize]) -> f64 {
+        batch
+            .iter()
+            .map(|&i| self.records[i].completion.len() as f64)
+            .sum()
+    }
+
+    fn micro_step(
+        &self,
+        model: &Llama<B>,
+        batch: &[usize],
+        step_units: f64,
+    ) -> Result<MicroStep<B>> {
+        let rows = rows(&self.records, batch);
+        let padded = rows.to_batch::<B>(&model_device(model));
+        let states = hidden(model, &padded)?;
+        let logprobs = policy_logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
+        // This micro-batch's token sum over the whole step's completion tokens.
+        let loss = sft_loss(
+            &logprobs,
+            SftReduction::TokenSum {
+                num_tokens: step_units,
+            },
+        )?;
+        Ok(MicroStep {
+            loss,
+            metrics: Vec::new(),
+            tokens: rows.tokens(),
+        })
+    }
+
+    fn evaluate(&self, model: &Llama<B::InnerBackend>) -> Result<Option<BTreeMap<String, f64>>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let lengths: Vec<usize> = self
+            .eval
+            .iter()
+            .map(|r| r.prompt.len() + r.completion.len())
+            .collect();
+        let order: Vec<usize> = (0..lengths.len()).collect();
+        let device = model_device(model);
+        let (mut nll, mut tokens) = (0.0, 0.0);
+        for batch in pack(&lengths, &order, self.batch_tokens) {
+            let padded = rows(&self.eval, &batch).to_batch(&device);
+            let states = hidden(model, &padded)?;
+            let logprobs = frozen_logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
+            nll -= to_host(logprobs.sum)?
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum::<f64>();
+            tokens += to_host(logprobs.num_tokens)?
+                .iter()
+                .map(|&x| f64::from(x))
+                .sum::<f64>();
+        }
+        Ok(Some(BTreeMap::from([
+            ("loss".to_string(), nll / tokens),
+            ("tokens".to_string(), tokens),
+        ])))
+    }
+}

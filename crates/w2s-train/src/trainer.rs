@@ -1,0 +1,280 @@
+//! The training loop shared by SFT and preference optimization.
+//!
+//! One optimizer step, read top to bottom (after nanoGPT's `train.py`):
+//! learning rate from the schedule → for each micro-batch: loss (already divided by the step's
+//! normaliser) → backward → accumulate gradients → stop on a non-finite loss or gradient norm →
+//! clip by global norm → AdamW step → log → evaluate / checkpoint when due.
+//!
+//! Each micro-batch's loss is its share of the whole step's loss (token sums over the step's token
+//! count for SFT, per-pair losses over the step's pair count for preferences), so accumulating `k`
+//! micro-batches gives the gradient of one batch `k` times the size.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde_json::{Map, Value};
+use w2s_llama::{Llama, LlamaConfig, Tokenizer};
+
+use crate::batching::Plan;
+use crate::checkpoint::{
+    latest_checkpoint, load_checkpoint, save_checkpoint, save_model, state_param_ids, TrainerState,
+};
+use crate::config::TrainConfig;
+use crate::error::{Result, TrainError};
+use crate::metrics_log::{progress_bar, MetricsLog};
+use crate::optimizer::{adamw, clip_global_norm};
+use crate::schedule::learning_rate;
+
+/// Where a run writes and how it behaves; none of this changes what it computes.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Checkpoints (`ckpt-N/`), `metrics.jsonl` and the final model (`final/`) go here.
+    pub output_dir: PathBuf,
+    /// Continue from the latest checkpoint in `output_dir` when there is one.
+    pub resume: bool,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Saved into the final model directory, so it is a complete HF model directory.
+    pub tokenizer: Option<Tokenizer>,
+    /// Stop after this many steps as if the process were killed there: no final save. For
+    /// time-boxed jobs and for testing resume.
+    pub halt_after: Option<usize>,
+}
+
+impl TrainOptions {
+    /// Options writing to `output_dir`, resuming, with a progress bar.
+    pub fn new(output_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            output_dir: output_dir.into(),
+            resume: true,
+            quiet: false,
+            tokenizer: None,
+            halt_after: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct TrainOutcome<B: Backend> {
+    /// The trained model.
+    pub model: Llama<B>,
+    /// Optimizer steps done (all of them unless halted).
+    pub steps: usize,
+    /// Optimizer steps the run was planned for.
+    pub total_steps: usize,
+    /// The step the run resumed from, if it did.
+    pub resumed_from: Option<usize>,
+    /// Records left out for being longer than `max_seq_len` (`overlong = "skip"`).
+    pub skipped_records: usize,
+    /// The final model directory (HF layout), unless halted.
+    pub final_dir: Option<PathBuf>,
+    /// The metrics of the last step.
+    pub last_step: BTreeMap<String, f64>,
+    /// The last evaluation's metrics, if any.
+    pub last_eval: BTreeMap<String, f64>,
+}
+
+/// The output of one micro-batch.
+pub(crate) struct MicroStep<B: Backend> {
+    /// The micro-batch's share of the step loss, `[1]`.
+    pub loss: Tensor<B, 1>,
+    /// Metrics already weighted by the micro-batch's share (they sum to the step's mean).
+    pub metrics: Vec<(String, f64)>,
+    /// Real tokens processed.
+    pub tokens: usize,
+}
+
+/// What an objective (SFT, preference) supplies to the loop.
+pub(crate) trait Objective<B: AutodiffBackend> {
+    /// The objective's config, saved with checkpoints and compared on resume.
+    fn config_json(&self) -> Value;
+    /// Padded-size cost of each record, for batching.
+    fn lengths(&self) -> Vec<usize>;
+    /// Normaliser units (completion tokens, pairs) of a micro-batch.
+    fn units(&self, batch: &[usize]) -> f64;
+    /// The loss of a micro-batch as its share of a step of `step_units` units.
+    fn micro_step(
+        &self,
+        model: &Llama<B>,
+        batch: &[usize],
+        step_units: f64,
+    ) -> Result<MicroStep<B>>;
+    /// Metrics on the evaluation set (keys without the `eval/` prefix); `None` without one.
+    fn evaluate(&self, model: &Llama<B::InnerBackend>) -> Result<Option<BTreeMap<String, f64>>>;
+}
+
+pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
+    let data = t.into_data().convert::<f64>();
+    let values = data
+        .to_vec::<f64>()
+        .map_err(|e| TrainError::TensorData(format!("{e:?}")))?;
+    Ok(values.first().copied().unwrap_or(f64::NAN))
+}
+
+/// Runs `objective` on `model` (see the module docs).
+pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
+    model: Llama<B>,
+    llama_config: &LlamaConfig,
+    objective: &O,
+    config: &TrainConfig,
+    options: &TrainOptions,
+    skipped_records: usize,
+) -> Result<TrainOutcome<B>> {
+    config.validate()?;
+    let out = &options.output_dir;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    let plan = Plan::new(&objective.lengths(), config);
+    let run_config = serde_json::json!({
+        "train": config,
+        "objective": objective.config_json(),
+    });
+    let device = crate::scoring::model_device(&model);
+
+    let mut model = model;
+    let mut optimizer = adamw::<B>(config);
+    let mut start = 0;
+    let mut resumed_from = None;
+    if options.resume {
+        if let Some((_, dir)) = latest_checkpoint(out)? {
+            let ckpt = load_checkpoint(&dir, optimizer, &device)?;
+            let mismatch = |reason: String| TrainError::Resume {
+                path: dir.clone(),
+                reason,
+            };
+            if ckpt.run_config != run_config {
+                return Err(mismatch(format!(
+                    "it was trained with another config: {} (now {run_config})",
+                    ckpt.run_config
+                )));
+            }
+            if ckpt.state.plan_fingerprint != plan.fingerprint() {
+                return Err(mismatch("it was trained on other data or batching".into()));
+            }
+            model = ckpt.model;
+            optimizer = ckpt.optimizer;
+            start = ckpt.state.step;
+            resumed_from = Some(start);
+        }
+    }
+
+    let mut log = MetricsLog::open(&out.join("metrics.jsonl"), start)?;
+    let bar = progress_bar(plan.steps, start, "steps", options.quiet);
+    let mut last_step = BTreeMap::new();
+    let mut last_eval = BTreeMap::new();
+    for step in start..plan.steps {
+        let done = step + 1;
+        let lr = learning_rate(config, step, plan.steps);
+        let batches = plan.step(step);
+        let total: f64 = batches.iter().map(|b| objective.units(b)).sum();
+        let clock = Instant::now();
+        let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
+        let mut loss = 0.0;
+        let mut tokens = 0;
+        let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
+        for batch in batches {
+            let micro = objective.micro_step(&model, batch, total)?;
+            loss += scalar(micro.loss.clone())?;
+            tokens += micro.tokens;
+            for (name, value) in micro.metrics {
+                *metrics.entry(name).or_default() += value;
+            }
+            let grads = GradientsParams::from_grads(micro.loss.backward(), &model);
+            accumulator.accumulate(&model, grads);
+        }
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                what: "loss",
+                step: done,
+                value: loss,
+            });
+        }
+        let mut grads = accumulator.grads();
+        let grad_norm = clip_global_norm(&model, &mut grads, config.max_grad_norm)?;
+        if !grad_norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                what: "gradient norm",
+                step: done,
+                value: grad_norm,
+            });
+        }
+        model = optimizer.step(lr, model, grads);
+        let seconds = clock.elapsed().as_secs_f64();
+
+        metrics.insert("loss".into(), loss);
+        metrics.insert("lr".into(), lr);
+        metrics.insert("grad_norm".into(), grad_norm);
+        metrics.insert("tokens".into(), tokens as f64);
+        metrics.insert("tokens_per_s".into(), tokens as f64 / seconds.max(1e-9));
+        metrics.insert(
+            "epoch".into(),
+            (done * plan.accum).min(plan.micro_batches.len()) as f64 / plan.per_epoch,
+        );
+        log.write(&line(done, "", &metrics))?;
+        bar.set_message(format!("loss {loss:.4} lr {lr:.2e}"));
+        last_step = metrics;
+
+        let last = done == plan.steps;
+        if config.eval_every.is_some_and(|n| done % n == 0) || last {
+            if let Some(eval) = objective.evaluate(&model.valid())? {
+                log.write(&line(done, "eval/", &eval))?;
+                last_eval = eval;
+            }
+        }
+        if config.checkpoint_every.is_some_and(|n| done % n == 0) || last {
+            let state = TrainerState {
+                step: done,
+                total_steps: plan.steps,
+                plan_fingerprint: plan.fingerprint(),
+                learning_rate: lr,
+                param_ids: state_param_ids(&model),
+            };
+            save_checkpoint(out, &model, llama_config, &optimizer, &state, &run_config)?;
+        }
+        bar.inc(1);
+        if options.halt_after == Some(done) && !last {
+            bar.abandon();
+            return Ok(TrainOutcome {
+                model,
+                steps: done,
+                total_steps: plan.steps,
+                resumed_from,
+                skipped_records,
+                final_dir: None,
+                last_step,
+                last_eval,
+            });
+        }
+    }
+    bar.finish();
+
+    let final_dir = out.join("final");
+    save_model(&final_dir, &model, llama_config, &run_config)?;
+    if let Some(tokenizer) = &options.tokenizer {
+        tokenizer.save(&final_dir)?;
+    }
+    Ok(TrainOutcome {
+        model,
+        steps: plan.steps,
+        total_steps: plan.steps,
+        resumed_from,
+        skipped_records,
+        final_dir: Some(final_dir),
+        last_step,
+        last_eval,
+    })
+}
+
+fn line(step: usize, prefix: &str, metrics: &BTreeMap<String, f64>) -> Map<String, Value> {
+    let mut line = Map::new();
+    line.insert("step".into(), step.into());
+    for (name, value) in metrics {
+        line.insert(format!("{prefix}{name}"), (*value).into());
+    }
+    line
+}
