@@ -148,9 +148,9 @@ impl LlamaConfig {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| LlamaError::io(path, e))?;
-        let config: Self = serde_json::from_str(&text).map_err(|source| LlamaError::Json {
+        let config: Self = serde_json::from_str(&text).map_err(|cause| LlamaError::Json {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         config.validate_at(path)?;
         Ok(config)
@@ -159,9 +159,9 @@ impl LlamaConfig {
     /// Parses a config from JSON text and validates it.
     pub fn from_json(text: &str) -> Result<Self> {
         let path = PathBuf::from("<memory>");
-        let config: Self = serde_json::from_str(text).map_err(|source| LlamaError::Json {
+        let config: Self = serde_json::from_str(text).map_err(|cause| LlamaError::Json {
             path: path.clone(),
-            source,
+            cause,
         })?;
         config.validate_at(&path)?;
         Ok(config)

@@ -10,20 +10,20 @@ use std::path::PathBuf;
 pub enum LlamaError {
     // === Files ===
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not repeated as a source).
+        cause: std::io::Error,
     },
     /// A JSON file (config, index) did not parse.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {cause}")]
     Json {
         /// The file.
         path: PathBuf,
         /// The parser's error, with line and column.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// A model directory lacks a file it needs.
     #[error("{dir}: no {what} found (expected {expected})")]
@@ -138,10 +138,10 @@ fn describe_mismatch(
 pub type Result<T> = std::result::Result<T, LlamaError>;
 
 impl LlamaError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -120,9 +120,9 @@ impl Files {
         if index_path.is_file() {
             let text =
                 std::fs::read_to_string(&index_path).map_err(|e| LlamaError::io(&index_path, e))?;
-            let index: Index = serde_json::from_str(&text).map_err(|source| LlamaError::Json {
+            let index: Index = serde_json::from_str(&text).map_err(|cause| LlamaError::Json {
                 path: index_path.clone(),
-                source,
+                cause,
             })?;
             let shards: BTreeSet<&String> = index.weight_map.values().collect();
             let mut maps = Vec::new();
