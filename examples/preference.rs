@@ -10,18 +10,17 @@
 //! A `[loss]` table in the TOML config takes any `w2s_losses::PreferenceLossConfig`
 //! (e.g. `type = "dpo"`, `beta = 0.1`, `label_smoothing = 0.1`) and wins over --loss/--beta.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use burn::module::AutodiffModule;
 use clap::{Parser, ValueEnum};
 use w2s::backend;
 use w2s::curation::record::PreferencePair;
-use w2s::llama::ModelDir;
 use w2s::losses::PreferenceLossConfig;
 use w2s::train::{
     load_reference_cache, precompute_reference, save_reference_cache, tokenize_pairs,
     train_preference, Reference,
 };
-use w2s::train_args::{config_table, read_records, TrainArgs};
+use w2s::train_args::{config_table, Start, TrainArgs};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Loss {
@@ -119,22 +118,13 @@ fn main() -> Result<()> {
     loss.validate()?;
     let run = &args.run;
     let config = run.train_config()?;
-    let device = backend::device();
-    let dir = ModelDir::<backend::Training>::load(&run.model, &device)
-        .with_context(|| format!("loading {}", run.model.display()))?;
-    let tokenizer = dir.tokenizer()?.clone();
-    let eos = (!run.no_eos)
-        .then(|| dir.config.eos_token_ids().first().copied())
-        .flatten();
-    let read = |path| -> Result<_> {
-        let pairs: Vec<PreferencePair> = read_records(path)?;
-        Ok(tokenize_pairs(&pairs, &tokenizer, eos)?)
-    };
-    let train = read(&run.train)?;
-    let eval = match &run.eval {
-        Some(path) => read(path)?,
-        None => Vec::new(),
-    };
+    let Start {
+        dir,
+        tokenizer,
+        eos,
+    } = run.start()?;
+    let (train, eval) =
+        run.datasets(|pairs: &[PreferencePair]| tokenize_pairs(pairs, &tokenizer, eos))?;
     let reference = match (loss.needs_reference(), args.reference) {
         (false, _) => Reference::None,
         (true, ReferenceMode::Model) => Reference::Model(Box::new(dir.model.valid())),

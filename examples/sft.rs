@@ -8,13 +8,12 @@
 //! ```
 //! The TOML file's `[train]` table takes any field of `w2s_train::TrainConfig`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use w2s::backend;
 use w2s::curation::record::SftExample;
-use w2s::llama::ModelDir;
 use w2s::train::{tokenize_sft, train_sft};
-use w2s::train_args::{read_records, TrainArgs};
+use w2s::train_args::{Start, TrainArgs};
 
 /// Fine-tune a HF Llama on prompt/completion JSONL (loss on the completion only).
 #[derive(Parser)]
@@ -27,22 +26,13 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse().run;
     let config = args.train_config()?;
-    let device = backend::device();
-    let dir = ModelDir::<backend::Training>::load(&args.model, &device)
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    let tokenizer = dir.tokenizer()?.clone();
-    let eos = (!args.no_eos)
-        .then(|| dir.config.eos_token_ids().first().copied())
-        .flatten();
-    let read = |path| -> Result<_> {
-        let examples: Vec<SftExample> = read_records(path)?;
-        Ok(tokenize_sft(&examples, &tokenizer, eos)?)
-    };
-    let train = read(&args.train)?;
-    let eval = match &args.eval {
-        Some(path) => read(path)?,
-        None => Vec::new(),
-    };
+    let Start {
+        dir,
+        tokenizer,
+        eos,
+    } = args.start()?;
+    let (train, eval) =
+        args.datasets(|examples: &[SftExample]| tokenize_sft(examples, &tokenizer, eos))?;
     let out = train_sft(
         dir.model,
         &dir.config,

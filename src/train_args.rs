@@ -103,7 +103,49 @@ pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     Ok(read_jsonl(path, BadLines::Fail)?.records)
 }
 
+/// What a run starts from: the model (on the training backend), its tokenizer, and the EOS id
+/// appended to completions (none with `--no-eos` or when the config names none).
+pub struct Start {
+    /// The model directory given with `--model`.
+    pub dir: w2s_llama::ModelDir<crate::backend::Training>,
+    /// Its tokenizer.
+    pub tokenizer: w2s_llama::Tokenizer,
+    /// EOS id appended to every completion.
+    pub eos: Option<u32>,
+}
+
 impl TrainArgs {
+    /// Loads `--model` with its tokenizer.
+    pub fn start(&self) -> Result<Start> {
+        let dir = w2s_llama::ModelDir::load(&self.model, &crate::backend::device())
+            .with_context(|| format!("loading {}", self.model.display()))?;
+        let tokenizer = dir.tokenizer()?.clone();
+        let eos = (!self.no_eos)
+            .then(|| dir.config.eos_token_ids().first().copied())
+            .flatten();
+        Ok(Start {
+            dir,
+            tokenizer,
+            eos,
+        })
+    }
+
+    /// Reads `--train` and `--eval` (empty when absent) as records `T` and tokenizes them.
+    pub fn datasets<T: DeserializeOwned, U>(
+        &self,
+        tokenize: impl Fn(&[T]) -> w2s_train::Result<Vec<U>>,
+    ) -> Result<(Vec<U>, Vec<U>)> {
+        let read = |path: &Path| -> Result<Vec<U>> {
+            let records: Vec<T> = read_records(path)?;
+            tokenize(&records).with_context(|| format!("{}", path.display()))
+        };
+        let eval = match &self.eval {
+            Some(path) => read(path)?,
+            None => Vec::new(),
+        };
+        Ok((read(&self.train)?, eval))
+    }
+
     /// The config file's `[train]` table with the command-line options applied, validated.
     pub fn train_config(&self) -> Result<TrainConfig> {
         let mut c: TrainConfig = config_table(self.config.as_deref(), "train")?;
