@@ -13,6 +13,7 @@
 //! ```
 
 pub mod answer;
+pub mod arithmetic;
 pub mod atomic;
 pub mod dataset;
 pub mod error;

@@ -88,6 +88,9 @@ pub enum TrainError {
     /// Grading or JSONL I/O failed.
     #[error(transparent)]
     Eval(#[from] w2s_eval::EvalError),
+    /// Curation (Stage I selection, Stage II mining, quality) failed.
+    #[error(transparent)]
+    Curation(#[from] w2s_curation::CurationError),
     /// Reading a tensor back from the device failed.
     #[error("reading tensor data: {0}")]
     TensorData(String),

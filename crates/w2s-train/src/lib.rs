@@ -10,6 +10,7 @@
 //!   crash-safe checkpoints ([`checkpoint`]) from which a run resumes exactly.
 //! - [`sample_dataset`]: n seeded samples per prompt over a dataset, as resumable JSONL.
 //! - [`evaluate`]: greedy answers over a split, graded by w2s-eval into its report.
+//! - [`pipeline`]: the whole weak-to-strong method as stages over a run directory.
 //!
 //! [`PreferenceLossConfig`]: w2s_losses::PreferenceLossConfig
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod error;
 pub mod evaluate;
 mod metrics_log;
 pub mod optimizer;
+pub mod pipeline;
 pub mod preference;
 pub mod sampling;
 pub mod schedule;

@@ -1,0 +1,484 @@
+//! [`PipelineConfig`]: everything a weak-to-strong run computes, as one TOML file.
+//!
+//! The embedded default ([`PipelineConfig::embedded`]) is the built-in arithmetic task with two
+//! small Llamas trained from scratch on CPU; `configs/` holds it as TOML together with real-model
+//! recipes for GSM8K and MATH. Every stage takes its part of the config into its fingerprint, so
+//! editing one table reruns that stage and the stages after it, and nothing else.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use w2s_curation::stage1::MatchMode;
+use w2s_curation::stage2::MiningConfig;
+use w2s_eval::arithmetic::{DivisionRule, Family, Op, Surface};
+use w2s_eval::TaskKind;
+use w2s_losses::PreferenceLossConfig;
+
+use crate::config::{LrSchedule, Overlong, TrainConfig};
+use crate::error::{Result, TrainError};
+
+/// The whole pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Seed of the splits, of model initialisation and of every sampled draw.
+    pub seed: u64,
+    /// Grading rules of the task.
+    pub task: TaskKind,
+    /// Where the questions come from.
+    pub data: DataConfig,
+    /// The weak model.
+    pub weak: ModelSpec,
+    /// The strong base model.
+    pub strong: ModelSpec,
+    /// Pretraining of a from-scratch strong model (arithmetic task only).
+    #[serde(default)]
+    pub pretrain: Option<PretrainConfig>,
+    /// SFT of the weak model on D_gold,1.
+    pub weak_sft: TrainConfig,
+    /// Every SFT of the strong base (naive, ceiling, Stage I).
+    pub strong_sft: TrainConfig,
+    /// Stage I.
+    pub stage1: Stage1Config,
+    /// Stage II.
+    pub stage2: Stage2Config,
+    /// Decoding of every greedy pass (labels, ICL, evaluation).
+    pub generation: DecodeConfig,
+}
+
+/// The questions: generated arithmetic problems, or a benchmark file split three ways.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// The built-in arithmetic task: D_gold,1, D_gold,2 and test drawn from `family`.
+    Arithmetic {
+        /// The target family.
+        family: Family,
+        /// Size of D_gold,1 (the weak model's gold data).
+        gold1: usize,
+        /// Size of D_gold,2 (questions the strong model learns from).
+        gold2: usize,
+        /// Size of the test split.
+        test: usize,
+    },
+    /// A benchmark file (GSM8K `question`/`answer`, MATH `problem`/`solution`/`answer`).
+    Files {
+        /// The pool D_gold,1 and D_gold,2 are drawn from.
+        train: PathBuf,
+        /// The test file (taken whole, or its first `test` lines).
+        test_file: PathBuf,
+        /// Size of D_gold,1.
+        gold1: usize,
+        /// Size of D_gold,2.
+        gold2: usize,
+        /// Test questions used (0: all).
+        #[serde(default)]
+        test: usize,
+    },
+}
+
+/// A model: an HF directory, or a Llama trained from scratch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// An HF model directory (config.json, weights, tokenizer.json).
+    Dir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A fresh Llama for the arithmetic task's tokenizer.
+    Scratch {
+        /// Model width.
+        hidden_size: usize,
+        /// SwiGLU width.
+        intermediate_size: usize,
+        /// Decoder layers.
+        layers: usize,
+        /// Attention heads.
+        heads: usize,
+        /// Context length.
+        max_positions: usize,
+    },
+}
+
+/// Strong pretraining on related data: documents of several problems of one family each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainConfig {
+    /// The families and their share of the documents.
+    pub mix: Vec<WeightedFamily>,
+    /// Documents in the corpus.
+    pub documents: usize,
+    /// Problems per document (the document must cover the k-shot prompt of Stage I).
+    pub problems_per_document: usize,
+    /// The training run.
+    pub train: TrainConfig,
+}
+
+/// A family with a weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedFamily {
+    /// Relative share.
+    pub weight: f64,
+    /// The family.
+    pub family: Family,
+}
+
+/// Stage I: final-answer consistency between the weak model and the strong model's ICL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage1Config {
+    /// Iterations (the paper: 2 on GSM8K, 1 on MATH).
+    pub iterations: usize,
+    /// Demonstrations of the ICL prompt (the paper: 4).
+    pub k_shot: usize,
+    /// Exact string equality of normalized answers (the paper), or semantic equivalence.
+    pub match_mode: MatchMode,
+}
+
+/// Stage II: sampling, pair mining and preference training on M_plus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage2Config {
+    /// Samples per question (the paper: 10).
+    pub num_samples: usize,
+    /// Sampling temperature (the paper: 1.0).
+    pub temperature: f32,
+    /// Thresholds and pairs per question.
+    pub mining: MiningConfig,
+    /// One preference run per entry, each from M_plus.
+    pub losses: Vec<NamedLoss>,
+    /// The preference training run.
+    pub train: TrainConfig,
+}
+
+/// A preference loss and the row name of its model in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedLoss {
+    /// Report row (`stage2_dpo`, `stage2_orpo`).
+    pub name: String,
+    /// The loss.
+    pub loss: PreferenceLossConfig,
+}
+
+/// Greedy decoding settings shared by every pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Most new tokens of an answer.
+    pub max_new_tokens: usize,
+    /// Prompts decoded together.
+    pub prompts_per_batch: usize,
+    /// Strings that end an answer (the paper: `Question`, `Answer`).
+    pub stop_strings: Vec<String>,
+}
+
+impl PipelineConfig {
+    /// The embedded default: the arithmetic task, a weak and a strong Llama from scratch, sized
+    /// to finish on two CPU cores in minutes (README, "The main job").
+    pub fn embedded() -> Self {
+        let sft = |learning_rate, epochs| TrainConfig {
+            learning_rate,
+            schedule: LrSchedule::Cosine,
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            adam_beta2: 0.98,
+            epochs,
+            batch_tokens: 2048,
+            ..TrainConfig::default()
+        };
+        let story = |min_steps, max_steps, division| Family {
+            surface: Surface::Story,
+            min_steps,
+            max_steps,
+            ops: Op::ALL.to_vec(),
+            division,
+            max_value: 99,
+        };
+        let instructions = |min_steps, max_steps, division| Family {
+            surface: Surface::Instructions,
+            ..story(min_steps, max_steps, division)
+        };
+        Self {
+            seed: 0,
+            task: TaskKind::Arithmetic,
+            data: DataConfig::Arithmetic {
+                family: Family::target(3),
+                gold1: 1500,
+                gold2: 1000,
+                test: 400,
+            },
+            weak: ModelSpec::Scratch {
+                hidden_size: 64,
+                intermediate_size: 128,
+                layers: 2,
+                heads: 2,
+                max_positions: 512,
+            },
+            strong: ModelSpec::Scratch {
+                hidden_size: 128,
+                intermediate_size: 256,
+                layers: 4,
+                heads: 4,
+                max_positions: 768,
+            },
+            pretrain: Some(PretrainConfig {
+                mix: vec![
+                    WeightedFamily {
+                        weight: 0.3,
+                        family: instructions(1, 4, DivisionRule::Any),
+                    },
+                    WeightedFamily {
+                        weight: 0.2,
+                        family: instructions(3, 3, DivisionRule::ExactlyOnce),
+                    },
+                    WeightedFamily {
+                        weight: 0.25,
+                        family: story(1, 2, DivisionRule::Any),
+                    },
+                    WeightedFamily {
+                        weight: 0.25,
+                        family: story(3, 4, DivisionRule::Never),
+                    },
+                ],
+                documents: 3000,
+                problems_per_document: 5,
+                train: TrainConfig {
+                    batch_tokens: 4096,
+                    warmup_steps: 30,
+                    overlong: Overlong::Skip,
+                    ..sft(2e-3, 1)
+                },
+            }),
+            weak_sft: TrainConfig {
+                batch_tokens: 2048,
+                ..sft(2e-3, 6)
+            },
+            strong_sft: sft(5e-4, 3),
+            stage1: Stage1Config {
+                iterations: 2,
+                k_shot: 4,
+                match_mode: MatchMode::Exact,
+            },
+            stage2: Stage2Config {
+                num_samples: 10,
+                temperature: 1.0,
+                mining: MiningConfig::for_task(TaskKind::Arithmetic),
+                losses: vec![
+                    NamedLoss {
+                        name: "stage2_dpo".into(),
+                        loss: PreferenceLossConfig::Dpo {
+                            beta: 0.1,
+                            label_smoothing: 0.0,
+                            nll_alpha: 1.0,
+                            reference_free: false,
+                        },
+                    },
+                    NamedLoss {
+                        name: "stage2_orpo".into(),
+                        loss: PreferenceLossConfig::Orpo {
+                            beta: 0.1,
+                            nll_scope: Default::default(),
+                        },
+                    },
+                ],
+                train: TrainConfig {
+                    learning_rate: 2e-5,
+                    schedule: LrSchedule::Constant,
+                    warmup_steps: 5,
+                    epochs: 1,
+                    batch_tokens: 2048,
+                    ..TrainConfig::default()
+                },
+            },
+            generation: DecodeConfig {
+                max_new_tokens: 80,
+                prompts_per_batch: 64,
+                stop_strings: vec!["Question".into(), "Answer".into()],
+            },
+        }
+    }
+
+    /// Reads a TOML config.
+    ///
+    /// # Errors
+    /// I/O errors naming the file, and TOML errors with their line.
+    pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| TrainError::config("config", format!("{}: {e}", path.display())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config as TOML (what `configs/embedded.toml` holds).
+    ///
+    /// # Errors
+    /// A value TOML cannot represent.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| TrainError::config("config", e.to_string()))
+    }
+
+    /// Checks every part.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        match &self.data {
+            DataConfig::Arithmetic {
+                family,
+                gold1,
+                gold2,
+                test,
+            } => {
+                family
+                    .validate()
+                    .map_err(|e| TrainError::config("data.family", e.to_string()))?;
+                if *gold1 == 0 || *gold2 == 0 || *test == 0 {
+                    return Err(TrainError::config(
+                        "data",
+                        "gold1, gold2 and test must be > 0",
+                    ));
+                }
+                if self.task != TaskKind::Arithmetic {
+                    return Err(TrainError::config(
+                        "task",
+                        "generated data needs task = \"arithmetic\"",
+                    ));
+                }
+            }
+            DataConfig::Files { gold1, gold2, .. } => {
+                if *gold1 == 0 || *gold2 == 0 {
+                    return Err(TrainError::config("data", "gold1 and gold2 must be > 0"));
+                }
+            }
+        }
+        let scratch = |spec: &ModelSpec| matches!(spec, ModelSpec::Scratch { .. });
+        if (scratch(&self.weak) || scratch(&self.strong)) && self.task != TaskKind::Arithmetic {
+            return Err(TrainError::config(
+                "weak/strong",
+                "models from scratch use the arithmetic tokenizer; give a model directory",
+            ));
+        }
+        if let ModelSpec::Scratch {
+            hidden_size, heads, ..
+        } = &self.weak
+        {
+            if *heads == 0 || hidden_size % heads != 0 {
+                return Err(TrainError::config("weak.heads", "must divide hidden_size"));
+            }
+        }
+        if let ModelSpec::Scratch {
+            hidden_size, heads, ..
+        } = &self.strong
+        {
+            if *heads == 0 || hidden_size % heads != 0 {
+                return Err(TrainError::config(
+                    "strong.heads",
+                    "must divide hidden_size",
+                ));
+            }
+        }
+        if let Some(p) = &self.pretrain {
+            if p.mix.is_empty() || p.mix.iter().any(|m| m.weight.is_nan() || m.weight <= 0.0) {
+                return Err(TrainError::config(
+                    "pretrain.mix",
+                    "needs families of positive weight",
+                ));
+            }
+            for m in &p.mix {
+                m.family
+                    .validate()
+                    .map_err(|e| TrainError::config("pretrain.mix", e.to_string()))?;
+            }
+            if p.documents == 0 || p.problems_per_document == 0 {
+                return Err(TrainError::config(
+                    "pretrain",
+                    "documents and problems_per_document must be > 0",
+                ));
+            }
+            p.train.validate()?;
+            if !scratch(&self.strong) {
+                return Err(TrainError::config(
+                    "pretrain",
+                    "only a strong model from scratch is pretrained",
+                ));
+            }
+        }
+        self.weak_sft.validate()?;
+        self.strong_sft.validate()?;
+        self.stage2.train.validate()?;
+        self.stage2
+            .mining
+            .validate()
+            .map_err(|e| TrainError::config("stage2.mining", e.to_string()))?;
+        if self.stage1.iterations == 0 {
+            return Err(TrainError::config(
+                "stage1.iterations",
+                "must be at least 1",
+            ));
+        }
+        if self.stage2.num_samples < 2 {
+            return Err(TrainError::config(
+                "stage2.num_samples",
+                "needs at least 2 samples",
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for l in &self.stage2.losses {
+            l.loss
+                .validate()
+                .map_err(|e| TrainError::config("stage2.losses", e.to_string()))?;
+            if !names.insert(l.name.as_str())
+                || !l
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(TrainError::config(
+                    "stage2.losses",
+                    format!("name {:?} must be unique and of [A-Za-z0-9_]", l.name),
+                ));
+            }
+        }
+        if self.generation.max_new_tokens == 0 || self.generation.prompts_per_batch == 0 {
+            return Err(TrainError::config(
+                "generation",
+                "max_new_tokens and prompts_per_batch must be > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid_and_round_trips_through_toml() -> Result<()> {
+        let config = PipelineConfig::embedded();
+        config.validate()?;
+        let text = config.to_toml()?;
+        let back: PipelineConfig =
+            toml::from_str(&text).map_err(|e| TrainError::config("toml", e.to_string()))?;
+        assert_eq!(back, config);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut c = PipelineConfig::embedded();
+        c.stage1.iterations = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("stage1.iterations"));
+        let mut c = PipelineConfig::embedded();
+        c.task = TaskKind::Gsm8k;
+        assert!(c.validate().unwrap_err().to_string().contains("task"));
+    }
+}

@@ -1,0 +1,30 @@
+//! The weak-to-strong pipeline of METHOD.md as library stages over a run directory.
+//!
+//! [`run_pipeline`] runs, in order: the splits (and, for the built-in arithmetic task, the
+//! tokenizer and the strong model's pretraining corpus); strong pretraining; weak SFT on
+//! D_gold,1; the weak model's greedy labels on D_gold,2; the naive baseline (strong SFT on every
+//! weak label) and the ceiling (strong SFT on gold D_gold,2); Stage I iterations (ICL answers of
+//! the base with the weak model's solutions as demonstrations, final-answer consistency, SFT on
+//! the weak, ICL and hybrid sets; later iterations take both sources from the previous
+//! iteration's weak-set and ICL-set models); Stage II (n samples of M_plus, confidence, pair
+//! mining against the weak labels, one preference run per configured loss); greedy evaluation
+//! of every model on the test split; the report ([`PipelineReport`]).
+//!
+//! Each stage writes under its own folder of the run directory and is skipped on a rerun when
+//! its inputs are unchanged ([`run_dir`]).
+
+mod config;
+mod data;
+mod flow;
+mod models;
+mod report;
+pub mod run_dir;
+
+pub use config::{
+    DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig, PretrainConfig, Stage1Config,
+    Stage2Config, WeightedFamily,
+};
+pub use data::{SplitData, SplitSizes};
+pub use flow::{run_pipeline, PipelineOptions};
+pub use models::Trained;
+pub use report::{PipelineReport, Row, SetQuality, Stage1Iteration, Stage2Stats};

@@ -1,0 +1,287 @@
+//! The whole pipeline on a tiny budget: every stage runs, writes its artifacts and the report,
+//! and a rerun reuses every stage. Two paths: the embedded arithmetic task with models from
+//! scratch, and real HF model directories (w2s-llama's tiny fixtures) on a GSM8K-format file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use w2s::backend;
+use w2s::curation::stage2::MiningConfig;
+use w2s::eval::arithmetic::{DivisionRule, Family, Op, Surface};
+use w2s::eval::TaskKind;
+use w2s::losses::PreferenceLossConfig;
+use w2s::train::pipeline::{
+    run_pipeline, DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig, PipelineOptions,
+    PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
+};
+use w2s::train::{Overlong, TrainConfig};
+
+fn train(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        learning_rate: 1e-3,
+        epochs,
+        batch_tokens: 1024,
+        overlong: Overlong::Skip,
+        ..TrainConfig::default()
+    }
+}
+
+fn tiny_model(max_positions: usize) -> ModelSpec {
+    ModelSpec::Scratch {
+        hidden_size: 16,
+        intermediate_size: 32,
+        layers: 1,
+        heads: 2,
+        max_positions,
+    }
+}
+
+fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) -> PipelineConfig {
+    let pretrain = matches!(strong, ModelSpec::Scratch { .. }).then(|| PretrainConfig {
+        mix: vec![WeightedFamily {
+            weight: 1.0,
+            family: Family {
+                surface: Surface::Instructions,
+                min_steps: 1,
+                max_steps: 2,
+                ops: Op::ALL.to_vec(),
+                division: DivisionRule::Any,
+                max_value: 99,
+            },
+        }],
+        documents: 8,
+        problems_per_document: 3,
+        train: train(1),
+    });
+    PipelineConfig {
+        seed: 3,
+        task,
+        data,
+        weak,
+        strong,
+        pretrain,
+        weak_sft: train(2),
+        strong_sft: train(1),
+        stage1: Stage1Config {
+            iterations: 2,
+            k_shot: 1,
+            match_mode: Default::default(),
+        },
+        stage2: Stage2Config {
+            num_samples: 2,
+            temperature: 1.0,
+            mining: MiningConfig::default(),
+            losses: vec![
+                NamedLoss {
+                    name: "stage2_dpo".into(),
+                    loss: PreferenceLossConfig::Dpo {
+                        beta: 0.1,
+                        label_smoothing: 0.0,
+                        nll_alpha: 0.0,
+                        reference_free: false,
+                    },
+                },
+                NamedLoss {
+                    name: "stage2_orpo".into(),
+                    loss: PreferenceLossConfig::Orpo {
+                        beta: 0.1,
+                        nll_scope: Default::default(),
+                    },
+                },
+            ],
+            train: train(1),
+        },
+        generation: DecodeConfig {
+            max_new_tokens: 10,
+            prompts_per_batch: 16,
+            stop_strings: vec!["Question".into()],
+        },
+    }
+}
+
+fn run(config: &PipelineConfig, out: &Path) -> Result<w2s::train::pipeline::PipelineReport> {
+    let options = PipelineOptions {
+        out: out.to_path_buf(),
+        fresh: false,
+        quiet: true,
+        backend: backend::name().into(),
+    };
+    Ok(run_pipeline::<backend::Training>(
+        config,
+        &options,
+        &backend::device(),
+    )?)
+}
+
+fn check_report(out: &Path, iterations: usize) -> Result<serde_json::Value> {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    let names: Vec<&str> = json["rows"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    let mut expected = vec!["weak", "naive"];
+    let iters: Vec<String> = (1..=iterations)
+        .map(|t| format!("stage1_iter{t}"))
+        .collect();
+    expected.extend(iters.iter().map(String::as_str));
+    expected.extend(["m_plus", "stage2_dpo", "stage2_orpo", "ceiling"]);
+    assert_eq!(names, expected);
+    for row in json["rows"].as_array().into_iter().flatten() {
+        let acc = row["accuracy"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&acc), "{row}");
+        assert!(row.get("pgr").is_some(), "{row}");
+    }
+    assert!(json["rows"][0]["pgr"].is_null());
+    assert!(json["seconds"]["total"].as_u64().is_some());
+    assert_eq!(json["stage1"].as_array().map(Vec::len), Some(iterations));
+    assert!(json["stage2"]["pairs"].as_u64().is_some());
+    assert!(json["weak_labels"]["size"].as_u64().is_some());
+    for file in [
+        "report.md",
+        "report.svg",
+        "config.json",
+        "splits/gold1.jsonl",
+        "splits/test.jsonl",
+    ] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    Ok(json)
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_embedded_task_runs_every_stage_and_reruns_for_free() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("run");
+    let data = DataConfig::Arithmetic {
+        family: Family::target(2),
+        gold1: 24,
+        gold2: 12,
+        test: 8,
+    };
+    let config = tiny(data, TaskKind::Arithmetic, tiny_model(256), tiny_model(512));
+    let first = run(&config, &out)?;
+    check_report(&out, 2)?;
+    for artifact in [
+        "splits/tokenizer.json",
+        "splits/pretrain.jsonl",
+        "strong_base/stage.json",
+        "weak_sft/train/final/config.json",
+        "weak_sft/train/final/model.safetensors",
+        "weak_sft/train/final/tokenizer.json",
+        "weak_labels/samples.jsonl",
+        "naive/final/model.safetensors",
+        "ceiling/final/model.safetensors",
+        "stage1_iter1_icl/samples.jsonl",
+        "stage1_iter1_sets/hybrid.jsonl",
+        "stage1_iter2_weak_source/samples.jsonl",
+        "stage1_iter2_icl_source/samples.jsonl",
+        "stage2_samples/samples.jsonl",
+        "stage2_pairs/pairs.jsonl",
+        "eval_weak/graded.jsonl",
+        "eval_ceiling/report.json",
+    ] {
+        assert!(out.join(artifact).is_file(), "missing {artifact}");
+    }
+    assert!(first.reused_stages.is_empty());
+    let samples = std::fs::read_to_string(out.join("stage2_samples/samples.jsonl"))?;
+    assert_eq!(samples.lines().count(), 2 * 12);
+    assert!(files_under(&out)
+        .iter()
+        .all(|p| !p.to_string_lossy().ends_with(".tmp")));
+
+    let again = run(&config, &out)?;
+    assert_eq!(again.rows, first.rows);
+    assert_eq!(
+        again.reused_stages.len(),
+        first.seconds.len() - 1,
+        "every stage is reused"
+    );
+    Ok(())
+}
+
+#[test]
+fn real_model_directories_run_end_to_end() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/w2s-llama/tests/fixtures");
+    let train_file = tmp.path().join("train.jsonl");
+    let test_file = tmp.path().join("test.jsonl");
+    let line = |a: u32, b: u32| {
+        serde_json::json!({
+            "question": format!("What is {a} plus {b}?"),
+            "answer": format!("{a} + {b} = <<{a}+{b}={}>>{}\n#### {}", a + b, a + b, a + b),
+        })
+        .to_string()
+    };
+    std::fs::write(
+        &train_file,
+        (1..=20)
+            .map(|i| line(i, 2 * i))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )?;
+    std::fs::write(
+        &test_file,
+        (1..=4).map(|i| line(i, 3)).collect::<Vec<_>>().join("\n"),
+    )?;
+    let data = DataConfig::Files {
+        train: train_file,
+        test_file,
+        gold1: 8,
+        gold2: 8,
+        test: 0,
+    };
+    let weak = ModelSpec::Dir {
+        path: fixtures.join("gqa_sharded"),
+    };
+    let strong = ModelSpec::Dir {
+        path: fixtures.join("llama3_tied"),
+    };
+    let config = tiny(data, TaskKind::Gsm8k, weak, strong);
+    let out = tmp.path().join("run");
+    let report = run(&config, &out)?;
+    check_report(&out, 2)?;
+    assert_eq!(report.rows.len(), 8);
+    // Fine-tuned real models are saved back in HF layout with their tokenizer.
+    for model in ["weak_sft/train/final", "ceiling/final"] {
+        for file in ["config.json", "tokenizer.json"] {
+            assert!(
+                out.join(model).join(file).is_file(),
+                "missing {model}/{file}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn shipped_configs_parse_and_the_embedded_one_is_the_default() -> Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    for name in ["gsm8k.toml", "math.toml"] {
+        let config = PipelineConfig::from_toml_file(&dir.join(name))?;
+        assert!(matches!(config.strong, ModelSpec::Dir { .. }), "{name}");
+    }
+    let embedded = PipelineConfig::from_toml_file(&dir.join("embedded.toml"))?;
+    assert_eq!(
+        embedded,
+        PipelineConfig::embedded(),
+        "regenerate with --print-config"
+    );
+    Ok(())
+}
