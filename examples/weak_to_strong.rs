@@ -13,10 +13,15 @@
 
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use w2s::backend;
-use w2s::train::pipeline::{run_pipeline, PipelineConfig, PipelineOptions};
+use w2s::eval::atomic::write_atomic;
+use w2s::train::pipeline::{
+    run_pipeline, summarize, summary_markdown, PipelineConfig, PipelineOptions, PipelineReport,
+};
 
 /// Run weak-to-strong reasoning: weak SFT, naive and ceiling baselines, Stage I (final-answer
 /// consistency) and Stage II (preference optimization on mined pairs), then report test
@@ -35,8 +40,12 @@ struct Args {
     #[arg(long)]
     fresh: bool,
     /// Override the config's seed (splits, initialisation, sampling).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
+    /// Run once per seed, each into OUT/seed-N/, then print the mean and standard deviation of
+    /// every row (also OUT/summary.json and OUT/summary.md). Example: --seeds 0,1,2
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<u64>,
     /// No progress bars or stage lines.
     #[arg(long)]
     quiet: bool,
@@ -58,15 +67,45 @@ fn main() -> Result<()> {
         print!("{}", config.to_toml()?);
         return Ok(());
     }
+    if let Some(wanted) = &config.backend {
+        anyhow::ensure!(
+            wanted == backend::name(),
+            "the config asks for backend {wanted:?}, this binary runs {:?}: rebuild with \
+             `--features {wanted}` (e.g. cargo run --release --features {wanted} --example weak_to_strong)",
+            backend::name()
+        );
+    }
+    if args.seeds.is_empty() {
+        let report = run(&config, &args, args.out.clone())?;
+        println!("{}", report.to_markdown());
+        println!("report: {}", args.out.join("report.json").display());
+        return Ok(());
+    }
+    let mut reports = Vec::new();
+    for &seed in &args.seeds {
+        config.seed = seed;
+        let report = run(&config, &args, args.out.join(format!("seed-{seed}")))?;
+        println!("{}", report.to_markdown());
+        reports.push(report);
+    }
+    let rows = summarize(&reports);
+    let markdown = summary_markdown(&args.seeds, &rows);
+    let write = |name: &str, text: &str| {
+        write_atomic(args.out.join(name), |w| w.write_all(text.as_bytes()))
+    };
+    write("summary.json", &serde_json::to_string_pretty(&rows)?)?;
+    write("summary.md", &markdown)?;
+    println!("{markdown}");
+    Ok(())
+}
+
+fn run(config: &PipelineConfig, args: &Args, out: PathBuf) -> Result<PipelineReport> {
     let options = PipelineOptions {
-        out: args.out.clone(),
+        out: out.clone(),
         fresh: args.fresh,
         quiet: args.quiet,
         backend: backend::name().to_string(),
     };
-    let report = run_pipeline::<backend::Training>(&config, &options, &backend::device())
-        .with_context(|| format!("pipeline run in {}", args.out.display()))?;
-    println!("{}", report.to_markdown());
-    println!("report: {}", args.out.join("report.json").display());
-    Ok(())
+    run_pipeline::<backend::Training>(config, &options, &backend::device())
+        .with_context(|| format!("pipeline run in {}", out.display()))
 }

@@ -56,6 +56,7 @@ fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) ->
     PipelineConfig {
         seed: 3,
         task,
+        backend: None,
         data,
         weak,
         strong,

@@ -25,6 +25,11 @@ pub struct PipelineConfig {
     pub seed: u64,
     /// Grading rules of the task.
     pub task: TaskKind,
+    /// The backend the run expects (`flex`, `ndarray`, `cuda`, `wgpu`); the binary refuses to
+    /// run a config meant for another backend. Backends are chosen at build time (cargo
+    /// features), so this only checks. Absent: any.
+    #[serde(default)]
+    pub backend: Option<String>,
     /// Where the questions come from.
     pub data: DataConfig,
     /// The weak model.
@@ -204,6 +209,7 @@ impl PipelineConfig {
         Self {
             seed: 0,
             task: TaskKind::Arithmetic,
+            backend: None,
             data: DataConfig::Arithmetic {
                 family: Family::target(3),
                 gold1: 1500,

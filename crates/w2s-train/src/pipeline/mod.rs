@@ -27,4 +27,7 @@ pub use config::{
 pub use data::{SplitData, SplitSizes};
 pub use flow::{run_pipeline, PipelineOptions};
 pub use models::Trained;
-pub use report::{PipelineReport, Row, SetQuality, Stage1Iteration, Stage2Stats};
+pub use report::{
+    summarize, summary_markdown, PipelineReport, Row, RowSpread, SetQuality, Stage1Iteration,
+    Stage2Stats,
+};

@@ -245,6 +245,86 @@ impl PipelineReport {
     }
 }
 
+/// Mean and spread of one row over several seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowSpread {
+    /// Row name.
+    pub name: String,
+    /// Seeds that have the row.
+    pub runs: usize,
+    /// Mean accuracy.
+    pub accuracy_mean: f64,
+    /// Sample standard deviation of the accuracy (0 for one run).
+    pub accuracy_std: f64,
+    /// Mean PGR over the runs that have one.
+    pub pgr_mean: Option<f64>,
+    /// Sample standard deviation of the PGR.
+    pub pgr_std: Option<f64>,
+}
+
+/// Mean and spread of every row over `reports` (one per seed), in the first report's row order.
+pub fn summarize(reports: &[PipelineReport]) -> Vec<RowSpread> {
+    let Some(first) = reports.first() else {
+        return Vec::new();
+    };
+    let stats = |xs: &[f64]| -> Option<(f64, f64)> {
+        if xs.is_empty() {
+            return None;
+        }
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = if xs.len() > 1 {
+            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Some((mean, var.sqrt()))
+    };
+    first
+        .rows
+        .iter()
+        .map(|row| {
+            let same: Vec<&Row> = reports
+                .iter()
+                .filter_map(|r| r.rows.iter().find(|x| x.name == row.name))
+                .collect();
+            let acc: Vec<f64> = same.iter().map(|r| r.accuracy).collect();
+            let pgr: Vec<f64> = same.iter().filter_map(|r| r.pgr).collect();
+            let (accuracy_mean, accuracy_std) = stats(&acc).unwrap_or((0.0, 0.0));
+            let pgr_stats = stats(&pgr);
+            RowSpread {
+                name: row.name.clone(),
+                runs: same.len(),
+                accuracy_mean,
+                accuracy_std,
+                pgr_mean: pgr_stats.map(|p| p.0),
+                pgr_std: pgr_stats.map(|p| p.1),
+            }
+        })
+        .collect()
+}
+
+/// The spread table as Markdown.
+pub fn summary_markdown(seeds: &[u64], rows: &[RowSpread]) -> String {
+    let mut md = format!(
+        "## Over seeds {seeds:?}: mean ± standard deviation\n\n| model | test accuracy | PGR |\n|---|---:|---:|\n"
+    );
+    for r in rows {
+        let pgr = match (r.pgr_mean, r.pgr_std) {
+            (Some(m), Some(s)) => format!("{m:.2} ± {s:.2}"),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} ± {:.1}% | {pgr} |",
+            r.name,
+            100.0 * r.accuracy_mean,
+            100.0 * r.accuracy_std
+        );
+    }
+    md
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +341,45 @@ mod tests {
         assert!((rows[1].pgr.unwrap_or(0.0) - 0.1).abs() < 1e-9);
         assert!((rows[2].pgr.unwrap_or(0.0) - 0.6).abs() < 1e-9);
         assert_eq!(rows[3].pgr, None);
+    }
+
+    #[test]
+    fn seeds_summarize_to_mean_and_sample_std() {
+        let report = |naive: f64| PipelineReport {
+            task: TaskKind::Arithmetic,
+            seed: 0,
+            backend: "flex".into(),
+            rows: PipelineReport::rows(&[
+                ("weak".into(), 0.2),
+                ("naive".into(), naive),
+                ("ceiling".into(), 0.6),
+            ]),
+            weak_labels: SetQuality {
+                size: 0,
+                accuracy: None,
+                outcome_error_rate: None,
+                step_error_rate: None,
+            },
+            stage1: Vec::new(),
+            stage2: Stage2Stats {
+                samples_per_question: 2,
+                sample_accuracy: 0.0,
+                majority_accuracy: 0.0,
+                pass_at_n: 0.0,
+                pairs: 0,
+                chosen_correct: None,
+                rejected_correct: None,
+                mining: MiningStats::default(),
+            },
+            seconds: serde_json::Map::new(),
+            reused_stages: Vec::new(),
+        };
+        let rows = summarize(&[report(0.3), report(0.5)]);
+        assert_eq!(rows.len(), 3);
+        assert!((rows[1].accuracy_mean - 0.4).abs() < 1e-12);
+        assert!((rows[1].accuracy_std - (0.02f64).sqrt()).abs() < 1e-12);
+        assert!((rows[1].pgr_mean.unwrap_or(0.0) - 0.5).abs() < 1e-12);
+        assert_eq!(rows[0].pgr_mean, None);
+        assert!(summary_markdown(&[0, 1], &rows).contains("| naive | 40.0 ± 14.1% | 0.50 ± 0.35 |"));
     }
 }
