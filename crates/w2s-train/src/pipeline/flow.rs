@@ -23,7 +23,8 @@ use w2s_losses::ChunkedLogprobsBackend;
 use super::config::{ModelSpec, PipelineConfig};
 use super::data::{gold_examples, question_fields, write_splits, SplitData};
 use super::models::{
-    answer, fine_tune, init_model, preference_tune, scratch_config, test_accuracy, Trained,
+    answer, fine_tune, init_model, preference_tune, read_samples, scratch_config, test_accuracy,
+    Trained,
 };
 use super::report::{PipelineReport, SetQuality, Stage1Iteration, Stage2Stats};
 use super::run_dir::{write_json, Done, RunDir};
@@ -462,16 +463,6 @@ fn to_sft(samples: &[Sample]) -> Vec<SftExample> {
             }
         })
         .collect()
-}
-
-/// Samples of a stage's JSONL, responses trimmed (the base model's ICL answers start with the
-/// space of `Answer: `, and an SFT target must not).
-fn read_samples(path: &Path) -> Result<Vec<Sample>> {
-    let mut samples: Vec<Sample> = read_jsonl(path, BadLines::Fail)?.records;
-    for s in &mut samples {
-        s.response = s.response.trim().to_string();
-    }
-    Ok(samples)
 }
 
 /// Mean sample accuracy, maj@n and pass@n of `samples` on `problems`.

@@ -194,7 +194,16 @@ pub fn answer<B: AutodiffBackend>(
         out,
         quiet,
     )?;
-    let mut samples: Vec<Sample> = read_jsonl(out, BadLines::Fail)?.records;
+    read_samples(out)
+}
+
+/// Samples of a stage's JSONL, responses trimmed (the base model's ICL answers start with the
+/// space of `Answer: `, and an SFT target must not).
+///
+/// # Errors
+/// An unreadable file or a malformed line.
+pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
+    let mut samples: Vec<Sample> = read_jsonl(path, BadLines::Fail)?.records;
     for s in &mut samples {
         s.response = s.response.trim().to_string();
     }
