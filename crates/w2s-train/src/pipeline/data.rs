@@ -84,7 +84,7 @@ pub fn write_splits(config: &PipelineConfig, dir: &Path) -> Result<SplitSizes> {
     };
     splits.write(dir)?;
     let mut pretrain_documents = 0;
-    if config.task == TaskKind::Arithmetic && matches!(config.data, DataConfig::Arithmetic { .. }) {
+    if config.task == TaskKind::Arithmetic {
         arithmetic::tokenizer::write(&dir.join("tokenizer.json"))?;
     }
     if let Some(pretrain) = &config.pretrain {

@@ -21,7 +21,7 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::sampling::{sample_dataset, PromptRecord};
 use crate::sft::train_sft;
-use crate::trainer::TrainOptions;
+use crate::trainer::{TrainOptions, TrainOutcome};
 
 /// The HF config of a from-scratch model for a tokenizer of `vocab_size` pieces.
 ///
@@ -97,6 +97,31 @@ pub struct Trained {
     pub final_loss: Option<f64>,
 }
 
+impl Trained {
+    fn from_outcome<B: Backend>(outcome: TrainOutcome<B>, examples: usize) -> Result<Self> {
+        let model = outcome
+            .final_dir
+            .ok_or_else(|| TrainError::config("halt_after", "run halted"))?;
+        Ok(Self {
+            model,
+            examples,
+            steps: outcome.steps,
+            final_loss: outcome.last_step.get("loss").copied(),
+        })
+    }
+}
+
+/// A model to train, its tokenizer and the EOS id appended to targets.
+fn load_for_training<B: Backend>(
+    start: &Path,
+    device: &B::Device,
+) -> Result<(ModelDir<B>, Tokenizer, Option<u32>)> {
+    let loaded = ModelDir::<B>::load(start, device)?;
+    let tokenizer = loaded.tokenizer()?.clone();
+    let eos = loaded.config.eos_token_ids().first().copied();
+    Ok((loaded, tokenizer, eos))
+}
+
 /// Fine-tunes the model in `start` on `examples` into `dir/final` (resuming from `dir`).
 ///
 /// # Errors
@@ -109,9 +134,7 @@ pub fn fine_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
     quiet: bool,
     device: &B::Device,
 ) -> Result<Trained> {
-    let loaded = ModelDir::<B>::load(start, device)?;
-    let tokenizer = loaded.tokenizer()?.clone();
-    let eos = loaded.config.eos_token_ids().first().copied();
+    let (loaded, tokenizer, eos) = load_for_training::<B>(start, device)?;
     let train = tokenize_sft(examples, &tokenizer, eos)?;
     let options = TrainOptions {
         quiet,
@@ -119,15 +142,7 @@ pub fn fine_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
         ..TrainOptions::new(dir)
     };
     let outcome = train_sft(loaded.model, &loaded.config, &train, &[], config, &options)?;
-    let model = outcome
-        .final_dir
-        .ok_or_else(|| TrainError::config("halt_after", "run halted"))?;
-    Ok(Trained {
-        model,
-        examples: examples.len(),
-        steps: outcome.steps,
-        final_loss: outcome.last_step.get("loss").copied(),
-    })
+    Trained::from_outcome(outcome, examples.len())
 }
 
 /// Loads a model directory for inference.
@@ -252,9 +267,7 @@ pub fn preference_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
     quiet: bool,
     device: &B::Device,
 ) -> Result<Trained> {
-    let loaded = ModelDir::<B>::load(start, device)?;
-    let tokenizer = loaded.tokenizer()?.clone();
-    let eos = loaded.config.eos_token_ids().first().copied();
+    let (loaded, tokenizer, eos) = load_for_training::<B>(start, device)?;
     let train = crate::batching::tokenize_pairs(pairs, &tokenizer, eos)?;
     let reference = if loss.needs_reference() {
         let logps = crate::preference::precompute_reference(&loaded.model.valid(), &train, config)?;
@@ -280,13 +293,5 @@ pub fn preference_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
         config,
         &options,
     )?;
-    let model = outcome
-        .final_dir
-        .ok_or_else(|| TrainError::config("halt_after", "run halted"))?;
-    Ok(Trained {
-        model,
-        examples: pairs.len(),
-        steps: outcome.steps,
-        final_loss: outcome.last_step.get("loss").copied(),
-    })
+    Trained::from_outcome(outcome, pairs.len())
 }
