@@ -368,23 +368,14 @@ impl PipelineConfig {
                 "models from scratch use the arithmetic tokenizer; give a model directory",
             ));
         }
-        if let ModelSpec::Scratch {
-            hidden_size, heads, ..
-        } = &self.weak
-        {
-            if *heads == 0 || hidden_size % heads != 0 {
-                return Err(TrainError::config("weak.heads", "must divide hidden_size"));
-            }
-        }
-        if let ModelSpec::Scratch {
-            hidden_size, heads, ..
-        } = &self.strong
-        {
-            if *heads == 0 || hidden_size % heads != 0 {
-                return Err(TrainError::config(
-                    "strong.heads",
-                    "must divide hidden_size",
-                ));
+        for (field, spec) in [("weak.heads", &self.weak), ("strong.heads", &self.strong)] {
+            if let ModelSpec::Scratch {
+                hidden_size, heads, ..
+            } = spec
+            {
+                if *heads == 0 || !hidden_size.is_multiple_of(*heads) {
+                    return Err(TrainError::config(field, "must divide hidden_size"));
+                }
             }
         }
         if let Some(p) = &self.pretrain {
@@ -483,6 +474,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("stage1.iterations"));
+        let mut c = PipelineConfig::embedded();
+        if let ModelSpec::Scratch { heads, .. } = &mut c.strong {
+            *heads = 3;
+        }
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("strong.heads"));
         let mut c = PipelineConfig::embedded();
         c.task = TaskKind::Gsm8k;
         assert!(c.validate().unwrap_err().to_string().contains("task"));
