@@ -116,15 +116,26 @@ impl PaddingMask {
     /// columns as keys: 0 where a query may attend (key is real and not in the future), a large
     /// negative number elsewhere. A finite value (not -inf) keeps fully masked pad rows finite.
     pub fn attention_bias(&self, s: usize) -> Vec<f32> {
+        self.attention_bias_per_head(s, 1)
+    }
+
+    /// [`attention_bias`](Self::attention_bias) repeated for each of `heads` heads, `[b, heads,
+    /// s, t]`: the same shape as the scores, so adding it needs no broadcast (which CPU
+    /// backends run through a slow strided path, once per layer and again in the backward pass).
+    pub fn attention_bias_per_head(&self, s: usize, heads: usize) -> Vec<f32> {
         let t = self.len();
         let past = t - s;
-        let mut bias = Vec::with_capacity(self.batch() * s * t);
+        let mut bias = Vec::with_capacity(self.batch() * heads * s * t);
         for row in &self.rows {
+            let start = bias.len();
             for q in 0..s {
                 for (k, &valid) in row.iter().enumerate() {
                     let visible = valid && k <= past + q;
                     bias.push(if visible { 0.0 } else { MASKED });
                 }
+            }
+            for _ in 1..heads {
+                bias.extend_from_within(start..start + s * t);
             }
         }
         bias

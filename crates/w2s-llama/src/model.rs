@@ -150,20 +150,63 @@ impl LlamaConfig {
     }
 }
 
+/// Per-forward constants every layer's attention shares, built once at the scores' and the
+/// projections' full shapes.
+struct AttentionTables<B: Backend> {
+    /// RoPE for the `h` query heads.
+    query: RopeTables<B>,
+    /// RoPE for the `g` key heads (the query tables when `g = h`).
+    key: RopeTables<B>,
+    /// Causal and padding bias `[b, h, s, t]`.
+    bias: Tensor<B, 4>,
+}
+
 impl<B: Backend> Attention<B> {
+    fn tables(
+        &self,
+        inv_freq: &[f32],
+        mask: &PaddingMask,
+        s: usize,
+        device: &B::Device,
+    ) -> AttentionTables<B> {
+        let (h, g) = (self.num_heads, self.num_kv_heads);
+        let positions = mask.positions(s);
+        let query = RopeTables::new(inv_freq, &positions, h, device);
+        let key = if g == h {
+            query.clone()
+        } else {
+            RopeTables::new(inv_freq, &positions, g, device)
+        };
+        let bias = Tensor::from_data(
+            TensorData::new(
+                mask.attention_bias_per_head(s, h),
+                [mask.batch(), h, s, mask.len()],
+            ),
+            device,
+        );
+        AttentionTables { query, key, bias }
+    }
+
     fn forward(
         &self,
         x: Tensor<B, 3>,
-        rope: &RopeTables<B>,
-        bias: Tensor<B, 4>,
+        rope: &AttentionTables<B>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let (h, g, e) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]).swap_dims(1, 2);
-        let q = rope.apply(heads(self.q_proj.forward(x.clone()), h));
-        let k = rope.apply(heads(self.k_proj.forward(x.clone()), g));
-        let v = heads(self.v_proj.forward(x), g);
+        // Projections are rotated in their own `[b, s, heads, e]` layout, then the heads axis is
+        // moved forward as a view: the batched matmuls read strided operands, so no copy is made.
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]);
+        let q = rope
+            .query
+            .apply(heads(self.q_proj.forward(x.clone()), h))
+            .swap_dims(1, 2);
+        let k = rope
+            .key
+            .apply(heads(self.k_proj.forward(x.clone()), g))
+            .swap_dims(1, 2);
+        let v = heads(self.v_proj.forward(x), g).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.extend(layer, k, v),
             None => (k, v),
@@ -171,12 +214,28 @@ impl<B: Backend> Attention<B> {
         let t = k.dims()[2];
         // Query heads sharing a kv head are stacked along the rows, so K and V are used as they
         // are instead of being repeated `h/g` times (HF's `repeat_kv`; head i reads kv head i/(h/g)).
-        let q = q.reshape([b, g, (h / g) * s, e]);
+        // Without grouping the stacking is the identity and the reshapes are skipped, since
+        // reshaping a strided view would copy it.
+        let grouped = h != g;
+        let q = if grouped {
+            q.reshape([b, g, (h / g) * s, e])
+        } else {
+            q
+        };
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (e as f64).sqrt());
-        let scores = scores.reshape([b, h, s, t]) + bias;
-        let probs = softmax(scores, 3).reshape([b, g, (h / g) * s, t]);
+        let scores = if grouped {
+            scores.reshape([b, h, s, t])
+        } else {
+            scores
+        };
+        let probs = softmax(scores + rope.bias.clone(), 3);
+        let probs = if grouped {
+            probs.reshape([b, g, (h / g) * s, t])
+        } else {
+            probs
+        };
         let out = probs.matmul(v).reshape([b, h, s, e]).swap_dims(1, 2);
         self.o_proj.forward(out.reshape([b, s, h * e]))
     }
@@ -309,17 +368,22 @@ impl<B: Backend> Llama<B> {
             )));
         }
         let device = tokens.device();
-        let rope = RopeTables::new(&self.inv_freq, &mask.positions(s), &device);
-        let bias: Tensor<B, 4> = Tensor::from_data(
-            TensorData::new(mask.attention_bias(s), [b, 1, s, past + s]),
-            &device,
-        );
+        let tables = self
+            .model
+            .layers
+            .first()
+            .map(|layer| layer.self_attn.tables(&self.inv_freq, mask, s, &device));
         let mut x = self.model.embed_tokens.forward(tokens);
-        for (i, layer) in self.model.layers.iter().enumerate() {
+        for (i, (layer, tables)) in self
+            .model
+            .layers
+            .iter()
+            .zip(tables.iter().cycle())
+            .enumerate()
+        {
             let attn = layer.self_attn.forward(
                 layer.input_layernorm.forward(x.clone()),
-                &rope,
-                bias.clone(),
+                tables,
                 cache.as_deref_mut().map(|c| (c, i)),
             );
             x = x + attn;

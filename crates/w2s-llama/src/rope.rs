@@ -50,47 +50,74 @@ pub fn inverse_frequencies(rope: &RopeConfig, head_dim: usize) -> Vec<f32> {
     }
 }
 
-/// Cosine and sine tables for given positions, each `[b, 1, s, head_dim]` so that they
-/// broadcast over the heads.
+/// Cosine and sine tables for given positions, each `[b, s, heads, head_dim]`: the layout of the
+/// projections themselves, so rotating needs no transpose and no broadcast (CPU backends run
+/// both through a slow strided path, in every layer and again backward). `rotate_half` is a product
+/// with a fixed signed permutation matrix rather than slices and a concatenation, which on CPU
+/// backends cost strided copies forward and backward (exact all the same: every output element
+/// is one input element, possibly negated).
+#[derive(Clone)]
 pub struct RopeTables<B: Backend> {
     /// `cos(position * freq)`, the frequencies repeated twice along the last axis.
     pub cos: Tensor<B, 4>,
     /// `sin(position * freq)`, laid out like `cos`.
     pub sin: Tensor<B, 4>,
+    /// `[head_dim, head_dim]`: `x.matmul(rotation)` is HF's `rotate_half(x)`.
+    rotation: Tensor<B, 2>,
 }
 
 impl<B: Backend> RopeTables<B> {
-    /// Builds the tables for `positions` (`b` rows of `s` positions each).
-    pub fn new(inv_freq: &[f32], positions: &[Vec<usize>], device: &B::Device) -> Self {
+    /// Builds the tables for `positions` (`b` rows of `s` positions each) and `heads` heads.
+    pub fn new(
+        inv_freq: &[f32],
+        positions: &[Vec<usize>],
+        heads: usize,
+        device: &B::Device,
+    ) -> Self {
         let batch = positions.len();
         let seq = positions.first().map_or(0, Vec::len);
         let half = inv_freq.len();
         let head_dim = 2 * half;
-        let mut cos = Vec::with_capacity(batch * seq * head_dim);
-        let mut sin = Vec::with_capacity(batch * seq * head_dim);
+        let mut cos = Vec::with_capacity(batch * seq * heads * head_dim);
+        let mut sin = Vec::with_capacity(batch * seq * heads * head_dim);
         for row in positions {
             for &pos in row {
                 // Same f32 product as HF (`inv_freq @ position_ids` in float32).
                 let angles: Vec<f32> = inv_freq.iter().map(|f| f * pos as f32).collect();
+                let start = cos.len();
                 for _ in 0..2 {
                     cos.extend(angles.iter().map(|a| a.cos()));
                     sin.extend(angles.iter().map(|a| a.sin()));
                 }
+                for _ in 1..heads {
+                    cos.extend_from_within(start..start + head_dim);
+                    sin.extend_from_within(start..start + head_dim);
+                }
             }
         }
-        let shape = [batch, 1, seq, head_dim];
+        // rotate_half(x) = [-x[half..], x[..half]]: column j < half reads -x[j + half], column
+        // j >= half reads x[j - half].
+        let mut rotation = vec![0.0f32; head_dim * head_dim];
+        for j in 0..half {
+            rotation[(j + half) * head_dim + j] = -1.0;
+            rotation[j * head_dim + j + half] = 1.0;
+        }
+        let shape = [batch, seq, heads, head_dim];
         Self {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
             sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            rotation: Tensor::from_data(TensorData::new(rotation, [head_dim, head_dim]), device),
         }
     }
 
-    /// Rotates `x` (`[b, heads, s, head_dim]`): `x * cos + rotate_half(x) * sin`.
+    /// Rotates `x` (`[b, s, heads, head_dim]`): `x * cos + rotate_half(x) * sin`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, h, s, d] = x.dims();
-        let first = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
-        let second = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        let [b, s, h, d] = x.dims();
+        let rotated = x
+            .clone()
+            .reshape([b * s * h, d])
+            .matmul(self.rotation.clone())
+            .reshape([b, s, h, d]);
         x * self.cos.clone() + rotated * self.sin.clone()
     }
 }
