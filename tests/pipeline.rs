@@ -1,6 +1,7 @@
 //! The whole pipeline on a tiny budget: every stage runs, writes its artifacts and the report,
-//! and a rerun reuses every stage. Two paths: the embedded arithmetic task with models from
-//! scratch, and real HF model directories (w2s-llama's tiny fixtures) on a GSM8K-format file.
+//! and a rerun reuses every stage. Three paths: the embedded arithmetic task with models from
+//! scratch (both pretrained), the same task from the built-in bases, and real HF model
+//! directories (w2s-llama's tiny fixtures) on a GSM8K-format file.
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +10,11 @@ use w2s::backend;
 use w2s::curation::stage2::MiningConfig;
 use w2s::eval::arithmetic::{DivisionRule, Family, Op, Surface};
 use w2s::eval::TaskKind;
+use w2s::llama::ModelDir;
 use w2s::losses::PreferenceLossConfig;
 use w2s::train::pipeline::{
-    run_pipeline, DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig, PipelineOptions,
-    PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
+    run_pipeline, BuiltinModel, DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig,
+    PipelineOptions, PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
 };
 use w2s::train::{Overlong, TrainConfig};
 
@@ -52,6 +54,7 @@ fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) ->
         documents: 8,
         problems_per_document: 3,
         train: train(1),
+        weak: matches!(weak, ModelSpec::Scratch { .. }),
     });
     PipelineConfig {
         seed: 3,
@@ -183,6 +186,8 @@ fn the_embedded_task_runs_every_stage_and_reruns_for_free() -> Result<()> {
         "splits/tokenizer.json",
         "splits/pretrain.jsonl",
         "strong_base/stage.json",
+        "strong_base/train/final/model.safetensors",
+        "weak_base/train/final/model.safetensors",
         "weak_sft/train/final/config.json",
         "weak_sft/train/final/model.safetensors",
         "weak_sft/train/final/tokenizer.json",
@@ -278,11 +283,83 @@ fn shipped_configs_parse_and_the_embedded_one_is_the_default() -> Result<()> {
         let config = PipelineConfig::from_toml_file(&dir.join(name))?;
         assert!(matches!(config.strong, ModelSpec::Dir { .. }), "{name}");
     }
-    let embedded = PipelineConfig::from_toml_file(&dir.join("embedded.toml"))?;
-    assert_eq!(
-        embedded,
-        PipelineConfig::embedded(),
-        "regenerate with --print-config"
-    );
+    for (name, config) in [
+        ("embedded.toml", PipelineConfig::embedded()),
+        (
+            "embedded-pretrain.toml",
+            PipelineConfig::embedded_from_scratch(),
+        ),
+    ] {
+        let shipped = PipelineConfig::from_toml_file(&dir.join(name))?;
+        assert_eq!(shipped, config, "regenerate {name} with --print-config");
+    }
+    Ok(())
+}
+
+#[test]
+fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("run");
+    let data = DataConfig::Arithmetic {
+        family: Family::target(3),
+        gold1: 16,
+        gold2: 8,
+        test: 8,
+    };
+    let embedded = PipelineConfig::embedded();
+    let config = tiny(data, TaskKind::Arithmetic, embedded.weak, embedded.strong);
+    assert!(config.pretrain.is_none());
+    let report = run(&config, &out)?;
+    check_report(&out, 2)?;
+    assert_eq!(report.rows.len(), 8);
+    for base in ["weak_base", "strong_base"] {
+        for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            assert!(out.join(base).join("model").join(file).is_file(), "{base}/{file}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn builtin_bases_are_the_from_scratch_models_and_load() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let tokenizer = tmp.path().join("tokenizer.json");
+    w2s::eval::arithmetic::tokenizer::write(&tokenizer)?;
+    let vocab = w2s::eval::arithmetic::tokenizer::vocabulary().len();
+    let scratch = PipelineConfig::embedded_from_scratch();
+    for (builtin, spec) in [
+        (BuiltinModel::ArithmeticWeak, &scratch.weak),
+        (BuiltinModel::ArithmeticStrong, &scratch.strong),
+    ] {
+        let dir = tmp.path().join(format!("{builtin:?}"));
+        builtin.write(&tokenizer, &dir)?;
+        let ModelSpec::Scratch {
+            hidden_size,
+            intermediate_size,
+            layers,
+            heads,
+            max_positions,
+        } = spec
+        else {
+            panic!("embedded_from_scratch has a model that is not from scratch");
+        };
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+        for (field, want) in [
+            ("vocab_size", vocab),
+            ("hidden_size", *hidden_size),
+            ("intermediate_size", *intermediate_size),
+            ("num_hidden_layers", *layers),
+            ("num_attention_heads", *heads),
+            ("max_position_embeddings", *max_positions),
+        ] {
+            assert_eq!(
+                config[field], want,
+                "{builtin:?} {field}: rebuild the assets"
+            );
+        }
+        let loaded = ModelDir::<backend::Inference>::load(&dir, &Default::default())?;
+        assert_eq!(loaded.tokenizer()?.vocab_size(), vocab, "{builtin:?}");
+    }
     Ok(())
 }

@@ -35,6 +35,17 @@ impl<B: Backend> KvCache<B> {
         self.len() == 0
     }
 
+    /// Keeps only the batch rows at `keep`, in that order (rows whose generation has ended).
+    pub fn retain_rows(&mut self, keep: &[usize]) {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let ids: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
+            let ids =
+                Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [keep.len()]), &k.device());
+            *k = k.clone().select(0, ids.clone());
+            *v = v.clone().select(0, ids);
+        }
+    }
+
     /// Appends this step's keys and values of `layer` and returns all of them.
     pub(crate) fn extend(
         &mut self,

@@ -3,7 +3,8 @@
 //! Prompts of different lengths are padded on the left so that every row's next token lands in the
 //! same column; each prompt is repeated `num_samples` times and every row draws from its own RNG,
 //! seeded from `(seed, prompt index, sample index)`, so a sample does not depend on what else was
-//! in the batch. A row stops at an EOS id, at a stop string, or after `max_new_tokens`.
+//! in the batch. A row stops at an EOS id, at a stop string, or after `max_new_tokens`, and then
+//! leaves the batch and the KV cache, so the remaining rows decode without it.
 
 use burn::prelude::*;
 use rand::rngs::StdRng;
@@ -160,6 +161,9 @@ pub fn generate<B: Backend>(
 
     let mut cache = model.new_cache();
     let mut step_input = grid.clone();
+    // The batch row of each row still generating: finished rows leave the batch (and the cache),
+    // so a long answer does not make every short one pay for its steps.
+    let mut active: Vec<usize> = (0..rows.len()).collect();
     for _ in 0..config.max_new_tokens {
         let hidden = if config.use_cache {
             model.hidden_cached(int_tensor(&step_input, device), &mask, &mut cache)?
@@ -176,12 +180,9 @@ pub fn generate<B: Backend>(
             .into_vec::<f32>()
             .map_err(|e| LlamaError::Input(format!("reading logits: {e:?}")))?;
         let mut next = Vec::with_capacity(b);
-        for (r, row) in rows.iter_mut().enumerate() {
-            if row.finished.is_some() {
-                next.push(pad);
-                continue;
-            }
-            let scores = &last[r * v..(r + 1) * v];
+        for (i, &r) in active.iter().enumerate() {
+            let row = &mut rows[r];
+            let scores = &last[i * v..(i + 1) * v];
             let token = if config.sampling.is_greedy() {
                 argmax(scores)
             } else {
@@ -208,10 +209,19 @@ pub fn generate<B: Backend>(
                 }
             }
         }
-        if rows.iter().all(|r| r.finished.is_some()) {
+        let keep: Vec<usize> = (0..active.len())
+            .filter(|&i| rows[active[i]].finished.is_none())
+            .collect();
+        if keep.is_empty() {
             break;
         }
-        // Finished rows keep decoding a pad token that no other row can see.
+        if keep.len() < active.len() {
+            active = keep.iter().map(|&i| active[i]).collect();
+            next = keep.iter().map(|&i| next[i]).collect();
+            grid = keep.iter().map(|&i| grid[i].clone()).collect();
+            mask.retain_rows(&keep);
+            cache.retain_rows(&keep);
+        }
         mask.push_column(true);
         for (line, &token) in grid.iter_mut().zip(&next) {
             line.push(token);

@@ -94,6 +94,11 @@ impl PaddingMask {
         }
     }
 
+    /// Keeps only the rows at `keep` (increasing indices), in that order.
+    pub fn retain_rows(&mut self, keep: &[usize]) {
+        self.rows = keep.iter().map(|&r| self.rows[r].clone()).collect();
+    }
+
     /// Positions of the last `s` columns: each real token's count of real tokens before it in its
     /// row. Pad columns get position 0 (their outputs are never used).
     pub fn positions(&self, s: usize) -> Vec<Vec<usize>> {

@@ -86,6 +86,9 @@ pub struct TrainConfig {
     pub overlong: Overlong,
     /// Reshuffle the data every epoch (seeded by `seed` and the epoch).
     pub shuffle: bool,
+    /// Batch records of similar length together (within windows of the shuffled order, then the
+    /// micro-batches are shuffled), so less of each batch is padding; HF's `group_by_length`.
+    pub group_by_length: bool,
     /// Seed of the data order.
     pub seed: u64,
     /// Evaluate on the evaluation set every this many steps (and at the end), when one is given.
@@ -116,6 +119,7 @@ impl Default for TrainConfig {
             max_seq_len: None,
             overlong: Overlong::Error,
             shuffle: true,
+            group_by_length: false,
             seed: 42,
             eval_every: None,
             checkpoint_every: None,

@@ -18,6 +18,7 @@
 pub mod batching;
 pub mod checkpoint;
 pub mod config;
+mod digest;
 pub mod error;
 pub mod evaluate;
 mod metrics_log;

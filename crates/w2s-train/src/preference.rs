@@ -28,6 +28,7 @@ use w2s_losses::{
 
 use crate::batching::{check_sequence, pack, Rows, TokenizedPair};
 use crate::config::TrainConfig;
+use crate::digest::Digest;
 use crate::error::{Result, TrainError};
 use crate::scoring::{
     frozen_logprobs, hidden, model_device, policy_logprobs, select_rows, to_host, Scope,
@@ -222,17 +223,15 @@ struct ReferenceCache {
 
 /// FNV-1a over the token ids of every pair, so a cache is never applied to other pairs.
 fn pairs_digest(pairs: &[TokenizedPair]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    let mut digest = Digest::new();
     for p in pairs {
         for part in [&p.prompt, &p.chosen, &p.rejected] {
             for &id in part.iter().chain(std::iter::once(&u32::MAX)) {
-                for byte in id.to_le_bytes() {
-                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-                }
+                digest.bytes(&id.to_le_bytes());
             }
         }
     }
-    hash
+    digest.finish()
 }
 
 /// Writes precomputed reference log-probs of `pairs` to `path` (JSON, atomically; f32 values

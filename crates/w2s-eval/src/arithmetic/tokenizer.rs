@@ -1,10 +1,12 @@
 //! The word-level tokenizer of the arithmetic task, built with the `tokenizers` crate and saved
 //! as an ordinary `tokenizer.json`, so the synthetic models load like any HF checkpoint.
 //!
-//! A piece is a word, a single digit or a single symbol, each with or without one leading space,
-//! or one whitespace character; so numbers are read digit by digit (small models learn
-//! arithmetic far better that way than with multi-digit tokens) and decoding is the exact
-//! concatenation of the pieces (the `Fuse` decoder). Any text of the task's templates, the
+//! A piece is a word or a single symbol, each with or without one leading space, a single bare
+//! digit, or one whitespace character; so numbers are read digit by digit (small models learn
+//! arithmetic far better that way than with multi-digit tokens), every digit has one id wherever
+//! it stands (a space before a number is a piece of its own: with `" 8"` and `"8"` as two ids, a
+//! small model learns each digit fact twice, and the first pretrained bases could not add 2 and
+//! 6), and decoding is the exact concatenation of the pieces (the `Fuse` decoder). Any text of the task's templates, the
 //! `Question:`/`Answer:` prompts and the calculator annotations encodes without an unknown piece.
 //!
 //! Ids: `<unk>` 0, `<s>` 1 (BOS), `</s>` 2 (EOS), `<pad>` 3, then the pieces.
@@ -30,7 +32,7 @@ pub const EOS_ID: u32 = 2;
 /// Id of `<pad>`.
 pub const PAD_ID: u32 = 3;
 
-const PIECES: &str = r" ?[A-Za-z]+| ?[0-9]| ?[^A-Za-z0-9\s]|\s";
+const PIECES: &str = r" ?[A-Za-z]+|[0-9]| ?[^A-Za-z0-9\s]|\s";
 
 /// Every piece of the vocabulary, specials first; the id of a piece is its index.
 pub fn vocabulary() -> Vec<String> {
@@ -40,19 +42,19 @@ pub fn vocabulary() -> Vec<String> {
         .chain(NAMES)
         .chain(OBJECTS)
         .map(String::from);
-    let digits = ('0'..='9').map(String::from);
     let symbols = (33u8..127)
         .map(char::from)
         .filter(|c| !c.is_ascii_alphanumeric())
         .map(String::from);
     let mut seen = std::collections::BTreeSet::new();
-    for piece in words.chain(digits).chain(symbols) {
+    for piece in words.chain(symbols) {
         for spaced in [piece.clone(), format!(" {piece}")] {
             if seen.insert(spaced.clone()) {
                 pieces.push(spaced);
             }
         }
     }
+    pieces.extend(('0'..='9').map(String::from));
     pieces.extend(["\n".to_string(), " ".to_string()]);
     pieces
 }
@@ -151,6 +153,24 @@ mod tests {
             .decode(&with_eos, true)
             .map_err(|e| EvalError::Invalid(e.to_string()))?;
         assert_eq!(text, "Question: Start with 7.\nAnswer:");
+        Ok(())
+    }
+
+    #[test]
+    fn a_digit_has_one_id_wherever_it_stands() -> Result<()> {
+        let tokenizer = build()?;
+        let ids = |text: &str| -> Result<Vec<u32>> {
+            Ok(tokenizer
+                .encode(text, false)
+                .map_err(|e| EvalError::Invalid(e.to_string()))?
+                .get_ids()
+                .to_vec())
+        };
+        let id = |piece: &str| tokenizer.token_to_id(piece).unwrap_or(u32::MAX);
+        assert_eq!(ids(" 8")?, [id(" "), id("8")]);
+        assert_eq!(ids("= 18")?, [id("="), id(" "), id("1"), id("8")]);
+        assert_eq!(ids("<<8*2=16>>8")?[2], id("8"));
+        assert_eq!(tokenizer.token_to_id(" 8"), None);
         Ok(())
     }
 

@@ -1,8 +1,9 @@
 //! [`PipelineConfig`]: everything a weak-to-strong run computes, as one TOML file.
 //!
 //! The embedded default ([`PipelineConfig::embedded`]) is the built-in arithmetic task with two
-//! small Llamas trained from scratch on CPU; `configs/` holds it as TOML together with real-model
-//! recipes for GSM8K and MATH. Every stage takes its part of the config into its fingerprint, so
+//! small Llamas shipped pretrained inside w2s ([`BuiltinModel`]), fine-tuned on CPU;
+//! [`PipelineConfig::embedded_from_scratch`] is the same run with the pretraining that made them.
+//! `configs/` holds both as TOML together with real-model recipes for GSM8K and MATH. Every stage takes its part of the config into its fingerprint, so
 //! editing one table reruns that stage and the stages after it, and nothing else.
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use w2s_eval::arithmetic::{DivisionRule, Family, Op, Surface};
 use w2s_eval::TaskKind;
 use w2s_losses::PreferenceLossConfig;
 
+use super::builtin::BuiltinModel;
 use crate::config::{LrSchedule, Overlong, TrainConfig};
 use crate::error::{Result, TrainError};
 
@@ -36,7 +38,7 @@ pub struct PipelineConfig {
     pub weak: ModelSpec,
     /// The strong base model.
     pub strong: ModelSpec,
-    /// Pretraining of a from-scratch strong model (arithmetic task only).
+    /// Pretraining of from-scratch models (arithmetic task only).
     #[serde(default)]
     pub pretrain: Option<PretrainConfig>,
     /// SFT of the weak model on D_gold,1.
@@ -91,6 +93,11 @@ pub enum ModelSpec {
         /// The directory.
         path: PathBuf,
     },
+    /// A model compiled into w2s (for the arithmetic task).
+    Builtin {
+        /// Which one.
+        name: BuiltinModel,
+    },
     /// A fresh Llama for the arithmetic task's tokenizer.
     Scratch {
         /// Model width.
@@ -118,6 +125,10 @@ pub struct PretrainConfig {
     pub problems_per_document: usize,
     /// The training run.
     pub train: TrainConfig,
+    /// Pretrain a from-scratch weak model on the same corpus too, before its SFT on D_gold,1:
+    /// the paper's weak and strong models are both pretrained language models.
+    #[serde(default)]
+    pub weak: bool,
 }
 
 /// A family with a weight.
@@ -181,9 +192,25 @@ pub struct DecodeConfig {
 }
 
 impl PipelineConfig {
-    /// The embedded default: the arithmetic task, a weak and a strong Llama from scratch, sized
-    /// to finish on two CPU cores in minutes (README, "The main job").
+    /// The embedded default: the arithmetic task, starting from the small weak and strong bases
+    /// built into w2s, sized to finish on two CPU cores in minutes (README, "The main job").
     pub fn embedded() -> Self {
+        Self {
+            weak: ModelSpec::Builtin {
+                name: BuiltinModel::ArithmeticWeak,
+            },
+            strong: ModelSpec::Builtin {
+                name: BuiltinModel::ArithmeticStrong,
+            },
+            pretrain: None,
+            ..Self::embedded_from_scratch()
+        }
+    }
+
+    /// The embedded default as it was made: both models from scratch, pretrained on the related
+    /// corpus first. Its `weak_base` and `strong_base` stages produced the built-in bases
+    /// (`configs/embedded-pretrain.toml`).
+    pub fn embedded_from_scratch() -> Self {
         let sft = |learning_rate, epochs| TrainConfig {
             learning_rate,
             schedule: LrSchedule::Cosine,
@@ -192,6 +219,7 @@ impl PipelineConfig {
             adam_beta2: 0.98,
             epochs,
             batch_tokens: 2048,
+            group_by_length: true,
             ..TrainConfig::default()
         };
         let story = |min_steps, max_steps, division| Family {
@@ -227,21 +255,21 @@ impl PipelineConfig {
                 hidden_size: 128,
                 intermediate_size: 256,
                 layers: 4,
-                heads: 4,
+                heads: 2,
                 max_positions: 768,
             },
             pretrain: Some(PretrainConfig {
                 mix: vec![
                     WeightedFamily {
-                        weight: 0.3,
+                        weight: 0.15,
                         family: instructions(1, 4, DivisionRule::Any),
                     },
                     WeightedFamily {
-                        weight: 0.2,
+                        weight: 0.3,
                         family: instructions(3, 3, DivisionRule::ExactlyOnce),
                     },
                     WeightedFamily {
-                        weight: 0.25,
+                        weight: 0.3,
                         family: story(1, 2, DivisionRule::Any),
                     },
                     WeightedFamily {
@@ -249,14 +277,14 @@ impl PipelineConfig {
                         family: story(3, 4, DivisionRule::Never),
                     },
                 ],
-                documents: 3000,
+                documents: 8000,
                 problems_per_document: 5,
                 train: TrainConfig {
-                    batch_tokens: 4096,
                     warmup_steps: 30,
                     overlong: Overlong::Skip,
                     ..sft(2e-3, 1)
                 },
+                weak: true,
             }),
             weak_sft: TrainConfig {
                 batch_tokens: 2048,
@@ -296,6 +324,7 @@ impl PipelineConfig {
                     warmup_steps: 5,
                     epochs: 1,
                     batch_tokens: 2048,
+                    group_by_length: true,
                     ..TrainConfig::default()
                 },
             },
@@ -362,10 +391,13 @@ impl PipelineConfig {
             }
         }
         let scratch = |spec: &ModelSpec| matches!(spec, ModelSpec::Scratch { .. });
-        if (scratch(&self.weak) || scratch(&self.strong)) && self.task != TaskKind::Arithmetic {
+        let arithmetic_only = |spec: &ModelSpec| !matches!(spec, ModelSpec::Dir { .. });
+        if (arithmetic_only(&self.weak) || arithmetic_only(&self.strong))
+            && self.task != TaskKind::Arithmetic
+        {
             return Err(TrainError::config(
                 "weak/strong",
-                "models from scratch use the arithmetic tokenizer; give a model directory",
+                "built-in and from-scratch models use the arithmetic tokenizer; give a model directory",
             ));
         }
         for (field, spec) in [("weak.heads", &self.weak), ("strong.heads", &self.strong)] {
@@ -401,6 +433,12 @@ impl PipelineConfig {
                 return Err(TrainError::config(
                     "pretrain",
                     "only a strong model from scratch is pretrained",
+                ));
+            }
+            if p.weak && !scratch(&self.weak) {
+                return Err(TrainError::config(
+                    "pretrain.weak",
+                    "only a weak model from scratch is pretrained",
                 ));
             }
         }
@@ -455,13 +493,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_embedded_default_is_valid_and_round_trips_through_toml() -> Result<()> {
-        let config = PipelineConfig::embedded();
-        config.validate()?;
-        let text = config.to_toml()?;
-        let back: PipelineConfig =
-            toml::from_str(&text).map_err(|e| TrainError::config("toml", e.to_string()))?;
-        assert_eq!(back, config);
+    fn the_embedded_defaults_are_valid_and_round_trip_through_toml() -> Result<()> {
+        for config in [
+            PipelineConfig::embedded(),
+            PipelineConfig::embedded_from_scratch(),
+        ] {
+            config.validate()?;
+            let text = config.to_toml()?;
+            let back: PipelineConfig =
+                toml::from_str(&text).map_err(|e| TrainError::config("toml", e.to_string()))?;
+            assert_eq!(back, config);
+        }
         Ok(())
     }
 
@@ -474,7 +516,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("stage1.iterations"));
-        let mut c = PipelineConfig::embedded();
+        let mut c = PipelineConfig::embedded_from_scratch();
         if let ModelSpec::Scratch { heads, .. } = &mut c.strong {
             *heads = 3;
         }
@@ -486,5 +528,12 @@ mod tests {
         let mut c = PipelineConfig::embedded();
         c.task = TaskKind::Gsm8k;
         assert!(c.validate().unwrap_err().to_string().contains("task"));
+        let mut c = PipelineConfig::embedded_from_scratch();
+        c.weak = PipelineConfig::embedded().weak;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("pretrain.weak"));
     }
 }

@@ -1,5 +1,5 @@
-//! The stages in order (METHOD.md): splits, strong pretraining (from-scratch strong models),
-//! weak SFT, weak labels on D_gold,2, naive and ceiling SFT, Stage I iterations, Stage II
+//! The stages in order (METHOD.md): splits, the strong and weak bases (built in, given, or from
+//! scratch and pretrained), weak SFT, weak labels on D_gold,2, naive and ceiling SFT, Stage I iterations, Stage II
 //! sampling, mining and one preference run per configured loss, then greedy test evaluation of
 //! every model and the report.
 
@@ -27,7 +27,7 @@ use super::models::{
     Trained,
 };
 use super::report::{PipelineReport, SetQuality, Stage1Iteration, Stage2Stats};
-use super::run_dir::{write_json, Done, RunDir};
+use super::run_dir::{dir_fingerprint, write_json, Done, RunDir};
 use crate::error::{Result, TrainError};
 use crate::sampling::PromptRecord;
 
@@ -85,14 +85,18 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let data = SplitData::read(task, &run.stage_dir("splits"))?;
         let tokenizer = run.stage_dir("splits").join("tokenizer.json");
 
-        let base = self.strong_base(run, &splits.fingerprint, &data, &tokenizer)?;
+        let corpus = Corpus {
+            splits: &splits.fingerprint,
+            data: &data,
+            tokenizer: &tokenizer,
+        };
+        let base = self.base(run, "strong_base", &c.strong, seed ^ 2, true, &corpus)?;
+        let weak_pretrain = c.pretrain.as_ref().is_some_and(|p| p.weak);
+        let weak_base = self.base(run, "weak_base", &c.weak, seed ^ 1, weak_pretrain, &corpus)?;
         let weak = run.stage(
             "weak_sft",
-            &json!({"splits": splits.fingerprint, "model": c.weak, "train": c.weak_sft, "seed": seed}),
-            |dir| {
-                let start = self.start_model(&c.weak, &tokenizer, seed ^ 1, dir)?;
-                fine_tune::<B>(&start, &gold_examples(task, &data.gold1)?, &c.weak_sft, &dir.join("train"), self.quiet, self.device)
-            },
+            &json!({"splits": splits.fingerprint, "base": weak_base.fingerprint, "train": c.weak_sft}),
+            |dir| fine_tune::<B>(&weak_base.value, &gold_examples(task, &data.gold1)?, &c.weak_sft, &dir.join("train"), self.quiet, self.device),
         )?;
 
         let prompts: Vec<PromptRecord> = data
@@ -350,61 +354,59 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         Ok(report)
     }
 
-    /// The strong base: pretrained from scratch on the related corpus, or the given directory.
-    fn strong_base(
+    /// A model to start from: the given directory (used in place), a built-in model (written
+    /// out as `stage/model`), or a fresh Llama (`stage/init`), pretrained on the related corpus
+    /// (`stage/train`) when `pretrain` says so and the config has a corpus.
+    fn base(
         &self,
         run: &mut RunDir,
-        splits: &str,
-        data: &SplitData,
-        tokenizer: &Path,
+        stage: &str,
+        spec: &ModelSpec,
+        seed: u64,
+        pretrain: bool,
+        corpus: &Corpus,
     ) -> Result<Done<PathBuf>> {
         let c = self.config;
-        if let ModelSpec::Dir { path } = &c.strong {
-            return Ok(Done {
-                value: path.clone(),
-                fingerprint: path.display().to_string(),
-            });
-        }
-        let pretrain = c.pretrain.as_ref().map(|p| &p.train);
+        let vocab = w2s_eval::arithmetic::tokenizer::vocabulary().len();
+        let Some(config) = scratch_config(spec, vocab)? else {
+            return match spec {
+                ModelSpec::Dir { path } => Ok(Done {
+                    value: path.clone(),
+                    fingerprint: dir_fingerprint(path)?,
+                }),
+                ModelSpec::Builtin { name } => {
+                    // The splits wrote the tokenizer that goes beside the weights.
+                    let inputs = json!({"builtin": name.fingerprint(), "splits": corpus.splits});
+                    run.stage(stage, &inputs, |dir| {
+                        let model = dir.join("model");
+                        name.write(corpus.tokenizer, &model)?;
+                        Ok(model)
+                    })
+                }
+                ModelSpec::Scratch { .. } => Err(TrainError::config("model", "no model")),
+            };
+        };
+        let pretrain = c.pretrain.as_ref().filter(|_| pretrain).map(|p| &p.train);
         run.stage(
-            "strong_base",
-            &json!({"splits": splits, "model": c.strong, "pretrain": pretrain, "seed": c.seed}),
+            stage,
+            &json!({"splits": corpus.splits, "model": spec, "pretrain": pretrain, "seed": seed}),
             |dir| {
-                let start = self.start_model(&c.strong, tokenizer, c.seed ^ 2, dir)?;
-                match &c.pretrain {
-                    Some(p) => Ok(fine_tune::<B>(
-                        &start,
-                        &data.pretraining()?,
-                        &p.train,
+                let init = dir.join("init");
+                init_model::<B::InnerBackend>(config, corpus.tokenizer, seed, &init, self.device)?;
+                match pretrain {
+                    Some(train) => Ok(fine_tune::<B>(
+                        &init,
+                        &corpus.data.pretraining()?,
+                        train,
                         &dir.join("train"),
                         self.quiet,
                         self.device,
                     )?
                     .model),
-                    None => Ok(start),
+                    None => Ok(init),
                 }
             },
         )
-    }
-
-    /// The directory a model starts from: its own, or a fresh one written under `dir/init`.
-    fn start_model(
-        &self,
-        spec: &ModelSpec,
-        tokenizer: &Path,
-        seed: u64,
-        dir: &Path,
-    ) -> Result<PathBuf> {
-        let vocab = w2s_eval::arithmetic::tokenizer::vocabulary().len();
-        match (spec, scratch_config(spec, vocab)?) {
-            (ModelSpec::Dir { path }, _) => Ok(path.clone()),
-            (_, Some(config)) => {
-                let init = dir.join("init");
-                init_model::<B::InnerBackend>(config, tokenizer, seed, &init, self.device)?;
-                Ok(init)
-            }
-            (_, None) => Err(TrainError::config("model", "no model")),
-        }
     }
 
     /// Greedy answers of a model into `out`, and their quality against gold.
@@ -423,6 +425,14 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         )?;
         quality(c.task, &to_sft(&samples))
     }
+}
+
+/// What a from-scratch base is built from.
+struct Corpus<'a> {
+    /// Fingerprint of the splits stage (which wrote the corpus).
+    splits: &'a str,
+    data: &'a SplitData,
+    tokenizer: &'a Path,
 }
 
 /// A model that a stage with no training data leaves as it was.

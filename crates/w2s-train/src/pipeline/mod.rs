@@ -1,8 +1,8 @@
 //! The weak-to-strong pipeline of METHOD.md as library stages over a run directory.
 //!
 //! [`run_pipeline`] runs, in order: the splits (and, for the built-in arithmetic task, the
-//! tokenizer and the strong model's pretraining corpus); strong pretraining; weak SFT on
-//! D_gold,1; the weak model's greedy labels on D_gold,2; the naive baseline (strong SFT on every
+//! tokenizer and, for models from scratch, the pretraining corpus); the strong and weak bases
+//! (built-in models written out, or models from scratch, pretrained); weak SFT on D_gold,1; the weak model's greedy labels on D_gold,2; the naive baseline (strong SFT on every
 //! weak label) and the ceiling (strong SFT on gold D_gold,2); Stage I iterations (ICL answers of
 //! the base with the weak model's solutions as demonstrations, final-answer consistency, SFT on
 //! the weak, ICL and hybrid sets; later iterations take both sources from the previous
@@ -13,6 +13,7 @@
 //! Each stage writes under its own folder of the run directory and is skipped on a rerun when
 //! its inputs are unchanged ([`run_dir`]).
 
+mod builtin;
 mod config;
 mod data;
 mod flow;
@@ -20,6 +21,7 @@ mod models;
 mod report;
 pub mod run_dir;
 
+pub use builtin::BuiltinModel;
 pub use config::{
     DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig, PretrainConfig, Stage1Config,
     Stage2Config, WeightedFamily,

@@ -4,7 +4,8 @@
 //! now; a stage whose inputs changed starts over in an emptied folder.
 //!
 //! A fingerprint is FNV-1a over the JSON of what the stage reads: its part of the config and
-//! the fingerprints of the stages it depends on. Stages are deterministic given those, so equal
+//! the fingerprints of the stages it depends on; a model directory given by path enters by its
+//! files' names, sizes and modification times ([`dir_fingerprint`]). Stages are deterministic given those, so equal
 //! fingerprints mean equal outputs. Work inside a stage (a training run's checkpoints, a
 //! sampling file) resumes by itself after a crash; `stage.json` is written last and atomically,
 //! so a stage killed midway is never taken for finished.
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::digest::Digest;
 use crate::error::{Result, TrainError};
 
 /// A finished stage: its summary and the fingerprint later stages depend on.
@@ -187,10 +189,35 @@ pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
 }
 
 fn fnv1a(name: &str, inputs: &Value) -> u64 {
-    let text = format!("{name}\u{0}{inputs}");
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    Digest::new()
+        .bytes(format!("{name}\u{0}{inputs}").as_bytes())
+        .finish()
+}
+
+/// Identifies a model directory by its files' names, sizes and modification times, so that a
+/// directory replaced in place (a new checkpoint under the same path) invalidates the stages
+/// built on it, without reading gigabytes of weights.
+pub(crate) fn dir_fingerprint(path: &Path) -> Result<String> {
+    let entries = std::fs::read_dir(path).map_err(|e| TrainError::io(path, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| TrainError::io(path, e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| TrainError::io(entry.path(), e))?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        files.push(serde_json::json!([
+            entry.file_name().to_string_lossy(),
+            meta.len(),
+            modified
+        ]));
+    }
+    files.sort_by_key(|f| f[0].to_string());
+    Ok(serde_json::json!({"path": path, "files": files}).to_string())
 }
 
 #[cfg(test)]
@@ -225,6 +252,19 @@ mod tests {
             Ok(0usize)
         })?;
         assert_eq!(runs, 3);
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_rewritten_in_place_changes_its_fingerprint() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| TrainError::io("tmp", e))?;
+        let file = tmp.path().join("model.safetensors");
+        std::fs::write(&file, b"old").map_err(|e| TrainError::io(&file, e))?;
+        let before = dir_fingerprint(tmp.path())?;
+        assert_eq!(dir_fingerprint(tmp.path())?, before);
+        std::fs::write(&file, b"new weights").map_err(|e| TrainError::io(&file, e))?;
+        assert_ne!(dir_fingerprint(tmp.path())?, before);
+        assert!(dir_fingerprint(&tmp.path().join("missing")).is_err());
         Ok(())
     }
 
