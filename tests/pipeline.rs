@@ -314,7 +314,10 @@ fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
     assert_eq!(report.rows.len(), 8);
     for base in ["weak_base", "strong_base"] {
         for file in ["config.json", "model.safetensors", "tokenizer.json"] {
-            assert!(out.join(base).join("model").join(file).is_file(), "{base}/{file}");
+            assert!(
+                out.join(base).join("model").join(file).is_file(),
+                "{base}/{file}"
+            );
         }
     }
     Ok(())
