@@ -37,10 +37,10 @@ impl<B: Backend> KvCache<B> {
 
     /// Keeps only the batch rows at `keep`, in that order (rows whose generation has ended).
     pub fn retain_rows(&mut self, keep: &[usize]) {
+        let rows: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
         for (k, v) in self.layers.iter_mut().flatten() {
-            let ids: Vec<i64> = keep.iter().map(|&r| r as i64).collect();
-            let ids =
-                Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [keep.len()]), &k.device());
+            let ids = TensorData::new(rows.clone(), [keep.len()]);
+            let ids = Tensor::<B, 1, Int>::from_data(ids, &k.device());
             *k = k.clone().select(0, ids.clone());
             *v = v.clone().select(0, ids);
         }

@@ -117,17 +117,13 @@ impl PaddingMask {
             .collect()
     }
 
-    /// Additive attention bias `[b, 1, s, t]` for the last `s` columns as queries over all `t`
-    /// columns as keys: 0 where a query may attend (key is real and not in the future), a large
-    /// negative number elsewhere. A finite value (not -inf) keeps fully masked pad rows finite.
-    pub fn attention_bias(&self, s: usize) -> Vec<f32> {
-        self.attention_bias_per_head(s, 1)
-    }
-
-    /// [`attention_bias`](Self::attention_bias) repeated for each of `heads` heads, `[b, heads,
-    /// s, t]`: the same shape as the scores, so adding it needs no broadcast (which CPU
-    /// backends run through a slow strided path, once per layer and again in the backward pass).
-    pub fn attention_bias_per_head(&self, s: usize, heads: usize) -> Vec<f32> {
+    /// Additive attention bias `[b, heads, s, t]` for the last `s` columns as queries over all
+    /// `t` columns as keys: 0 where a query may attend (key is real and not in the future), a
+    /// large negative number elsewhere. A finite value (not -inf) keeps fully masked pad rows
+    /// finite. Every head gets the same copy, so the bias has the scores' own shape and adding it
+    /// needs no broadcast (which CPU backends run through a slow strided path, in every layer and
+    /// again backward).
+    pub fn attention_bias(&self, s: usize, heads: usize) -> Vec<f32> {
         let t = self.len();
         let past = t - s;
         let mut bias = Vec::with_capacity(self.batch() * heads * s * t);
@@ -167,11 +163,18 @@ mod tests {
     #[test]
     fn bias_hides_padding_and_the_future() {
         let (_, mask) = PaddingMask::left_pad(&[vec![1, 2], vec![3]], 0);
-        let bias = mask.attention_bias(2);
+        let bias = mask.attention_bias(2, 1);
         // Row 0: causal over two real tokens.
         assert_eq!(&bias[0..4], &[0.0, MASKED, 0.0, 0.0]);
         // Row 1: column 0 is padding, hidden from every query.
         assert_eq!(&bias[4..8], &[MASKED, MASKED, MASKED, 0.0]);
+        // With three heads every row's tile repeats once per head, rows outermost.
+        let per_head = mask.attention_bias(2, 3);
+        assert_eq!(per_head.len(), 3 * bias.len());
+        for head in 0..3 {
+            assert_eq!(&per_head[head * 4..head * 4 + 4], &bias[0..4]);
+            assert_eq!(&per_head[12 + head * 4..12 + head * 4 + 4], &bias[4..8]);
+        }
     }
 
     #[test]

@@ -178,10 +178,7 @@ impl<B: Backend> Attention<B> {
             RopeTables::new(inv_freq, &positions, g, device)
         };
         let bias = Tensor::from_data(
-            TensorData::new(
-                mask.attention_bias_per_head(s, h),
-                [mask.batch(), h, s, mask.len()],
-            ),
+            TensorData::new(mask.attention_bias(s, h), [mask.batch(), h, s, mask.len()]),
             device,
         );
         AttentionTables { query, key, bias }
@@ -190,7 +187,7 @@ impl<B: Backend> Attention<B> {
     fn forward(
         &self,
         x: Tensor<B, 3>,
-        rope: &AttentionTables<B>,
+        tables: &AttentionTables<B>,
         cache: Option<(&mut KvCache<B>, usize)>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
@@ -198,11 +195,11 @@ impl<B: Backend> Attention<B> {
         // Projections are rotated in their own `[b, s, heads, e]` layout, then the heads axis is
         // moved forward as a view: the batched matmuls read strided operands, so no copy is made.
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]);
-        let q = rope
+        let q = tables
             .query
             .apply(heads(self.q_proj.forward(x.clone()), h))
             .swap_dims(1, 2);
-        let k = rope
+        let k = tables
             .key
             .apply(heads(self.k_proj.forward(x.clone()), g))
             .swap_dims(1, 2);
@@ -230,7 +227,7 @@ impl<B: Backend> Attention<B> {
         } else {
             scores
         };
-        let probs = softmax(scores + rope.bias.clone(), 3);
+        let probs = softmax(scores + tables.bias.clone(), 3);
         let probs = if grouped {
             probs.reshape([b, g, (h / g) * s, t])
         } else {

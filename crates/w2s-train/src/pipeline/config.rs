@@ -3,8 +3,9 @@
 //! The embedded default ([`PipelineConfig::embedded`]) is the built-in arithmetic task with two
 //! small Llamas shipped pretrained inside w2s ([`BuiltinModel`]), fine-tuned on CPU;
 //! [`PipelineConfig::embedded_from_scratch`] is the same run with the pretraining that made them.
-//! `configs/` holds both as TOML together with real-model recipes for GSM8K and MATH. Every stage takes its part of the config into its fingerprint, so
-//! editing one table reruns that stage and the stages after it, and nothing else.
+//! `configs/` holds both as TOML together with real-model recipes for GSM8K and MATH. Every
+//! stage takes its part of the config into its fingerprint, so editing one table reruns that
+//! stage and the stages after it, and nothing else.
 
 use std::path::PathBuf;
 
