@@ -10,11 +10,11 @@ use w2s::backend;
 use w2s::curation::stage2::MiningConfig;
 use w2s::eval::arithmetic::{DivisionRule, Family, Op, Surface};
 use w2s::eval::TaskKind;
-use w2s::llama::ModelDir;
+use w2s::llama::{LlamaConfig, ModelDir};
 use w2s::losses::PreferenceLossConfig;
 use w2s::train::pipeline::{
-    run_pipeline, BuiltinModel, DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig,
-    PipelineOptions, PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
+    run_pipeline, scratch_config, BuiltinModel, DataConfig, DecodeConfig, ModelSpec, NamedLoss,
+    PipelineConfig, PipelineOptions, PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
 };
 use w2s::train::{Overlong, TrainConfig};
 
@@ -336,31 +336,17 @@ fn builtin_bases_are_the_from_scratch_models_and_load() -> Result<()> {
     ] {
         let dir = tmp.path().join(format!("{builtin:?}"));
         builtin.write(&tokenizer, &dir)?;
-        let ModelSpec::Scratch {
-            hidden_size,
-            intermediate_size,
-            layers,
-            heads,
-            max_positions,
-        } = spec
-        else {
-            panic!("embedded_from_scratch has a model that is not from scratch");
-        };
-        let config: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
-        for (field, want) in [
-            ("vocab_size", vocab),
-            ("hidden_size", *hidden_size),
-            ("intermediate_size", *intermediate_size),
-            ("num_hidden_layers", *layers),
-            ("num_attention_heads", *heads),
-            ("max_position_embeddings", *max_positions),
-        ] {
-            assert_eq!(
-                config[field], want,
-                "{builtin:?} {field}: rebuild the assets"
-            );
-        }
+        let expected = scratch_config(spec, vocab)?
+            .expect("embedded_from_scratch has a model that is not from scratch");
+        let mut shipped = LlamaConfig::from_file(dir.join("config.json"))?;
+        // Saving adds the dtype keys; every field the model is built from must match.
+        shipped
+            .extra
+            .retain(|key, _| expected.extra.contains_key(key));
+        assert_eq!(
+            shipped, expected,
+            "{builtin:?}: rebuild the assets (crates/w2s-train/assets/README.md)"
+        );
         let loaded = ModelDir::<backend::Inference>::load(&dir, &Default::default())?;
         assert_eq!(loaded.tokenizer()?.vocab_size(), vocab, "{builtin:?}");
     }

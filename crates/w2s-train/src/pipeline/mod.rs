@@ -28,7 +28,7 @@ pub use config::{
 };
 pub use data::{SplitData, SplitSizes};
 pub use flow::{run_pipeline, PipelineOptions};
-pub use models::Trained;
+pub use models::{scratch_config, Trained};
 pub use report::{
     summarize, summary_markdown, PipelineReport, Row, RowSpread, SetQuality, Stage1Iteration,
     Stage2Stats,
