@@ -174,6 +174,23 @@ impl ArithmeticProblem {
             ..self.clone()
         }
     }
+
+    /// The subtasks of the problem: its first 1, 2, ..., K-1 steps, each posed as a problem of
+    /// its own whose gold solution is the leading part of this one's.
+    pub fn subtasks(&self) -> Vec<Self> {
+        (1..self.steps.len()).map(|k| self.prefix(k)).collect()
+    }
+
+    /// The same problem told about another person and other things: the same numbers and the
+    /// same solution in other words (an instructions problem reads the same).
+    pub fn rephrased(&self) -> Self {
+        use crate::arithmetic::render::{NAMES, OBJECTS};
+        Self {
+            name: (self.name + NAMES.len() / 2) % NAMES.len(),
+            object: (self.object + OBJECTS.len() / 2) % OBJECTS.len(),
+            ..self.clone()
+        }
+    }
 }
 
 /// `n` problems of `family`, reproducible from `seed`.
@@ -349,6 +366,14 @@ mod tests {
         assert_eq!(p.prefix(2).steps, p.steps[..2]);
         assert_eq!(p.prefix(2).answer(), p.values()[1]);
         assert_eq!(p.prefix(9), *p);
+        let subtasks = p.subtasks();
+        assert_eq!(subtasks.len(), 2);
+        assert!(p
+            .solution()
+            .starts_with(subtasks[1].solution().rsplit_once('\n').unwrap().0));
+        let other = p.rephrased();
+        assert_ne!(other.question(), p.question());
+        assert_eq!(other.solution(), p.solution());
         Ok(())
     }
 }

@@ -9,13 +9,17 @@
 //! A problem [`Family`] fixes the surface (story or instructions), the number of steps, the
 //! operations allowed and how division may appear; the families of a run decide what each model
 //! sees (the weak model's gold data, the strong model's pretraining, the target questions).
-//! [`ArithmeticProblem::prefix`] gives the subtasks of a problem (its leading steps posed as a
-//! problem of their own), for the supervision-quality study.
+//! For the supervision-quality study, [`ArithmeticProblem::subtasks`] gives the subtasks of a
+//! problem (its leading steps posed as problems of their own), [`ArithmeticProblem::rephrased`]
+//! the same problem told about someone else, and [`ArithmeticProblem::corrupt`] wrong solutions
+//! with a chosen number of wrong steps.
 //!
 //! [`tokenizer`] builds the word-level tokenizer of the task as an ordinary `tokenizer.json`.
 
+mod corrupt;
 mod family;
 mod render;
 pub mod tokenizer;
 
+pub use corrupt::{CorruptSolution, Mistake, Slip};
 pub use family::{generate, ArithmeticProblem, DivisionRule, Family, Op, Step, Surface};

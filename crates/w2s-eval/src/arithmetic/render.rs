@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::corrupt::render;
 use super::family::{ArithmeticProblem, Op, Step, Surface};
 use crate::dataset::Problem;
 
@@ -54,27 +55,11 @@ impl ArithmeticProblem {
     }
 
     /// The gold solution: one line per equation with its calculator annotation, then `#### N`.
+    /// A hand-built problem whose division is inexact or whose values overflow (never one from
+    /// [`generate`](super::generate)) has no valid working and renders as `#### 0`.
     pub fn solution(&self) -> String {
-        let mut lines = Vec::with_capacity(self.steps.len() + 2);
-        let mut x = self.start;
-        for step in &self.steps {
-            let y = next(step, x);
-            let (symbol, operand) = match step.op {
-                Op::Add => ('+', step.a),
-                Op::Sub => ('-', step.a),
-                Op::Mul => ('*', step.a),
-                Op::Div => ('/', step.a),
-                Op::GroupAdd => {
-                    let c = step.a * step.b;
-                    lines.push(equation(step.a, '*', step.b, c));
-                    ('+', c)
-                }
-            };
-            lines.push(equation(x, symbol, operand, y));
-            x = y;
-        }
-        lines.push(format!("#### {x}"));
-        lines.join("\n")
+        let (equations, answer) = self.trace(&[]).unwrap_or_default();
+        render(&equations, answer)
     }
 
     /// The problem as a GSM8K-shaped record: `{"id", "question", "answer": solution}`.
@@ -106,10 +91,6 @@ fn next(step: &Step, x: u32) -> u32 {
         Op::Div => x / step.a,
         Op::GroupAdd => x + step.a * step.b,
     }
-}
-
-fn equation(x: u32, symbol: char, operand: u32, y: u32) -> String {
-    format!("{x} {symbol} {operand} = <<{x}{symbol}{operand}={y}>>{y}")
 }
 
 fn story_sentence(step: &Step, who: &str, what: &str, first: bool) -> String {
