@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use w2s::curation::jsonl::{read_jsonl, write_jsonl, BadLines};
-use w2s::curation::quality::{pair_quality, sft_quality, Gold, GoldFormat};
+use w2s::curation::quality::{pair_quality, sft_quality, Gold, GoldFormat, StepCheck};
 use w2s::curation::record::{PreferencePair, Sample, SftExample};
 use w2s::curation::stage1::{select_consistent, MatchMode};
 use w2s::curation::stage2::{mine_pairs, MiningConfig};
@@ -217,11 +217,12 @@ fn main() -> Result<()> {
                 field: gold_field,
                 format: gold_format,
             };
+            let check = StepCheck::for_task(task);
             let percent =
                 |rate: Option<f64>| rate.map_or("n/a".into(), |r| format!("{:.2}%", 100.0 * r));
             if pairs {
                 let set: Vec<PreferencePair> = read(&input, bad_lines)?;
-                let q = pair_quality(&set, &gold)?;
+                let q = pair_quality(&set, &gold, check)?;
                 println!(
                     "{} pairs; chosen correct {}; rejected correct {}; undecided {}; \
                      step-wise error rate chosen {}, rejected {}",
@@ -234,17 +235,18 @@ fn main() -> Result<()> {
                 );
             } else {
                 let set: Vec<SftExample> = read(&input, bad_lines)?;
-                let q = sft_quality(&set, &gold)?;
+                let q = sft_quality(&set, &gold, check)?;
                 println!(
                     "{} examples; outcome error rate {} (no answer {}, undecided {}); \
-                     step-wise error rate {} ({} wrong of {} steps, {} undecidable)",
+                     step-wise error rate {} ({} wrong and {} missing of {} steps, {} undecidable)",
                     q.size,
                     percent(q.outcome_error_rate),
                     q.no_answer,
                     q.undecided,
                     percent(q.step_error_rate),
                     q.steps.wrong,
-                    q.steps.correct + q.steps.wrong,
+                    q.steps.missing,
+                    q.steps.correct + q.steps.wrong + q.steps.missing,
                     q.steps.undecidable
                 );
             }

@@ -7,7 +7,7 @@
 //!   k-shot demonstration picker of the ICL source.
 //! - [`stage2`]: contrastive preference pairs from M_plus's samples and the weak solutions.
 //! - [`steps`] (on [`expr`] and w2s-eval's [`rational`], re-exported): exact checking of
-//!   arithmetic steps.
+//!   arithmetic steps; [`grounded`]: checking where each number of a step comes from.
 //! - [`quality`], [`controlled`]: outcome and step-wise error rates of a set, and sets built with
 //!   a chosen outcome error rate.
 //!
@@ -20,6 +20,7 @@ pub mod controlled;
 pub mod demos;
 pub mod error;
 pub mod expr;
+pub mod grounded;
 pub mod quality;
 pub mod record;
 pub mod stage1;

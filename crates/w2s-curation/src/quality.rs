@@ -4,7 +4,8 @@
 //! - Outcome error rate (He et al. 2024): share of examples whose final answer is not the gold
 //!   answer. An example without an answer is wrong; a comparison the grader cannot decide counts
 //!   as wrong too and is reported apart, never silently dropped.
-//! - Step-wise error rate: wrong / decided arithmetic steps over the whole set ([`crate::steps`]);
+//! - Step-wise error rate: wrong (and missing) / decided steps over the whole set, by the
+//!   calculator check of [`crate::steps`] or the [grounded](crate::grounded) check ([`StepCheck`]);
 //!   the paper measures it by hand on 50 problems, w2s exactly on every arithmetic step.
 //! - For preference pairs: the share whose chosen, and whose rejected, answer is correct (the
 //!   figures the W2SR paper reports: GSM8K chosen 80.0%, rejected 6.0%).
@@ -17,8 +18,41 @@ use w2s_eval::answer::{equivalent, extract_normalized, normalize, Equivalence};
 use w2s_eval::TaskKind;
 
 use crate::error::{CurationError, Result};
+use crate::grounded::grounded_stats;
 use crate::record::{field_text, Extra, PreferencePair, SftExample};
 use crate::steps::StepStats;
+
+/// How the steps of a solution are checked for the step-wise error rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepCheck {
+    /// The arithmetic of each step ([`crate::steps`]); right for any task.
+    #[default]
+    Calculator,
+    /// The arithmetic and where each number comes from ([`crate::grounded`]), which also sees
+    /// misread numbers and skipped steps; only for tasks whose solutions use nothing but the
+    /// question's numbers.
+    Grounded,
+}
+
+impl StepCheck {
+    /// The check a task's solutions allow: grounded for the built-in arithmetic task, the
+    /// calculator for the rest.
+    pub fn for_task(task: TaskKind) -> Self {
+        match task {
+            TaskKind::Arithmetic => StepCheck::Grounded,
+            _ => StepCheck::Calculator,
+        }
+    }
+
+    /// The step statistics of `solution` to `prompt`.
+    pub fn stats(self, prompt: &str, solution: &str) -> StepStats {
+        match self {
+            StepCheck::Calculator => StepStats::of_solution(solution),
+            StepCheck::Grounded => grounded_stats(prompt, solution),
+        }
+    }
+}
 
 /// What the gold field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -117,11 +151,15 @@ pub struct QualityReport {
     pub step_error_rate: Option<f64>,
 }
 
-/// Measure an SFT set.
+/// Measure an SFT set, its steps with `check`.
 ///
 /// # Errors
 /// [`CurationError::MissingField`] for the first example without a usable gold answer.
-pub fn sft_quality(examples: &[SftExample], gold: &Gold) -> Result<QualityReport> {
+pub fn sft_quality(
+    examples: &[SftExample],
+    gold: &Gold,
+    check: StepCheck,
+) -> Result<QualityReport> {
     let mut report = QualityReport {
         size: examples.len(),
         ..QualityReport::default()
@@ -138,7 +176,7 @@ pub fn sft_quality(examples: &[SftExample], gold: &Gold) -> Result<QualityReport
         }
         report
             .steps
-            .merge(&StepStats::of_solution(&example.completion));
+            .merge(&check.stats(&example.prompt, &example.completion));
     }
     report.outcome_error_rate =
         (report.size > 0).then(|| (report.size - report.correct) as f64 / report.size as f64);
@@ -175,11 +213,15 @@ impl PairQuality {
     }
 }
 
-/// Measure a set of preference pairs.
+/// Measure a set of preference pairs, their steps with `check`.
 ///
 /// # Errors
 /// [`CurationError::MissingField`] for the first pair without a usable gold answer.
-pub fn pair_quality(pairs: &[PreferencePair], gold: &Gold) -> Result<PairQuality> {
+pub fn pair_quality(
+    pairs: &[PreferencePair],
+    gold: &Gold,
+    check: StepCheck,
+) -> Result<PairQuality> {
     let mut quality = PairQuality {
         pairs: pairs.len(),
         ..PairQuality::default()
@@ -203,7 +245,7 @@ pub fn pair_quality(pairs: &[PreferencePair], gold: &Gold) -> Result<PairQuality
                 Equivalence::NotEqual => {}
                 Equivalence::Undecided => quality.undecided += 1,
             }
-            steps.merge(&StepStats::of_solution(response));
+            steps.merge(&check.stats(&pair.prompt, response));
         }
     }
     Ok(quality)

@@ -347,7 +347,11 @@ pub struct StepStats {
     pub wrong: usize,
     /// Steps that exact arithmetic could not decide.
     pub undecidable: usize,
-    /// Solutions with at least one wrong step.
+    /// Steps a solution left out (only the [grounded](crate::grounded) check finds them; the
+    /// calculator check leaves this 0).
+    #[serde(default)]
+    pub missing: usize,
+    /// Solutions with at least one wrong or missing step.
     pub solutions_with_wrong_step: usize,
 }
 
@@ -364,6 +368,7 @@ impl StepStats {
             correct: count(Verdict::Correct),
             wrong,
             undecidable: count(Verdict::Undecidable),
+            missing: 0,
             solutions_with_wrong_step: usize::from(wrong > 0),
         }
     }
@@ -384,13 +389,15 @@ impl StepStats {
         self.correct += other.correct;
         self.wrong += other.wrong;
         self.undecidable += other.undecidable;
+        self.missing += other.missing;
         self.solutions_with_wrong_step += other.solutions_with_wrong_step;
     }
 
-    /// wrong / (correct + wrong); `None` when no step was decided.
+    /// (wrong + missing) / (correct + wrong + missing); `None` when no step was decided.
     pub fn error_rate(&self) -> Option<f64> {
-        let decided = self.correct + self.wrong;
-        (decided > 0).then(|| self.wrong as f64 / decided as f64)
+        let errors = self.wrong + self.missing;
+        let decided = self.correct + errors;
+        (decided > 0).then(|| errors as f64 / decided as f64)
     }
 }
 

@@ -7,9 +7,9 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use w2s_curation::controlled::{with_outcome_error_rate, ControlledTask};
+use w2s_curation::controlled::{controlled_set, ControlledSpec, ControlledTask, StepTarget};
 use w2s_curation::jsonl::{read_jsonl, BadLines};
-use w2s_curation::quality::{sft_quality, Gold, GoldFormat};
+use w2s_curation::quality::{sft_quality, Gold, GoldFormat, StepCheck};
 use w2s_curation::steps::StepStats;
 use w2s_eval::TaskKind;
 
@@ -56,8 +56,13 @@ fn epsilon_builder_measured_back() {
     assert_eq!(clean_steps.wrong, 0);
     let n = tasks.len();
     for epsilon in [0.0, 0.1, 0.25, 0.5, 0.9] {
-        let set = with_outcome_error_rate(&tasks, epsilon, 42).unwrap();
-        let report = sft_quality(&set, &gold).unwrap();
+        let spec = ControlledSpec {
+            epsilon,
+            steps: StepTarget::Random,
+            seed: 42,
+        };
+        let set = controlled_set(&tasks, &spec, StepCheck::Calculator).unwrap();
+        let report = sft_quality(&set, &gold, StepCheck::Calculator).unwrap();
         let flipped = (epsilon * n as f64).round() as usize;
         assert_eq!(report.size, n);
         assert_eq!(report.correct, n - flipped, "epsilon {epsilon}");

@@ -126,25 +126,30 @@ impl ArithmeticProblem {
     }
 
     /// The equations of the solution worked with `slips` (none: the gold solution) and its final
-    /// value; `None` when a value turns negative or a division inexact, or a misread operand is
-    /// a number the question or an earlier step already shows (a checker could not tell it from
-    /// a right reading).
+    /// value; `None` when a value turns negative or a division inexact, when a misread operand
+    /// is a number of the question or a result, or when the number it replaces, a dropped
+    /// step's operand or a value worked out after the first slip is also another number of the
+    /// question or another result: a checker could not then tell where the number came from.
     pub(crate) fn trace(&self, slips: &[Slip]) -> Option<(Vec<Equation>, u32)> {
-        let mut shown: Vec<u32> = self.numbers();
         let mut x = self.start;
         let mut equations = Vec::with_capacity(self.steps.len() + 1);
+        let (mut touched, mut misread, mut slipped) = (Vec::new(), Vec::new(), false);
         for (i, step) in self.steps.iter().enumerate() {
             let slip = slips.iter().find(|s| s.step == i);
             let (mut a, b) = (step.a, step.b);
+            slipped |= slip.is_some();
             match slip.map(|s| s.mistake) {
-                Some(Mistake::DroppedStep) => continue,
+                Some(Mistake::DroppedStep) => {
+                    touched.push(a);
+                    continue;
+                }
                 Some(Mistake::MisreadNumber) => {
-                    let delta = slip.map_or(0, |s| s.delta);
-                    a = u32::try_from(i64::from(a) + delta).ok()?;
-                    let floor = if step.op == Op::Div { 2 } else { 1 };
-                    if a < floor || shown.contains(&a) {
+                    touched.push(a);
+                    a = u32::try_from(i64::from(a) + slip.map_or(0, |s| s.delta)).ok()?;
+                    if a < if step.op == Op::Div { 2 } else { 1 } {
                         return None;
                     }
+                    misread.push(a);
                 }
                 _ => {}
             }
@@ -161,7 +166,9 @@ impl ArithmeticProblem {
                         operand: b,
                         y: c,
                     });
-                    shown.push(c);
+                    if slipped {
+                        touched.push(c);
+                    }
                     ('+', c)
                 }
             };
@@ -180,10 +187,18 @@ impl ArithmeticProblem {
                 operand,
                 y,
             });
-            shown.push(y);
+            if slipped {
+                touched.push(y);
+            }
             x = y;
         }
-        Some((equations, x))
+        // The sources a reader can take a number from: the question, and each result.
+        let mut sources = self.numbers();
+        sources.extend(equations.iter().map(|e| e.y));
+        let count = |v: u32| sources.iter().filter(|&&w| w == v).count();
+        let unique =
+            misread.iter().all(|&v| count(v) == 0) && touched.iter().all(|&v| count(v) <= 1);
+        unique.then_some((equations, x))
     }
 
     /// Every number the question states, in order: the start, then each step's operands.
@@ -250,17 +265,18 @@ mod tests {
             Some("10 * 3 = <<10*3=32>>32\n2 * 4 = <<2*4=8>>8\n32 + 8 = <<32+8=40>>40\n40 / 2 = <<40/2=20>>20\n#### 20")
         );
         assert_eq!(
-            text(&[slip(1, Mistake::MisreadNumber, 3)]).as_deref(),
-            Some("10 * 3 = <<10*3=30>>30\n5 * 4 = <<5*4=20>>20\n30 + 20 = <<30+20=50>>50\n50 / 2 = <<50/2=25>>25\n#### 25")
+            text(&[slip(0, Mistake::MisreadNumber, 3)]).as_deref(),
+            Some("10 * 6 = <<10*6=60>>60\n2 * 4 = <<2*4=8>>8\n60 + 8 = <<60+8=68>>68\n68 / 2 = <<68/2=34>>34\n#### 34")
         );
         assert_eq!(
             text(&[slip(0, Mistake::DroppedStep, 0)]).as_deref(),
             Some("2 * 4 = <<2*4=8>>8\n10 + 8 = <<10+8=18>>18\n18 / 2 = <<18/2=9>>9\n#### 9")
         );
-        // 31 / 2 is not exact; 4, and 3 read for 2, are numbers of the question.
+        // 31 / 2 is not exact; 4 is a number of the question; the 2 of "2 boxes" could be read
+        // as the 2 of "2 piles", so misreading it cannot be told from skipping the division.
         assert_eq!(text(&[slip(0, Mistake::WrongResult, 1)]), None);
         assert_eq!(text(&[slip(0, Mistake::MisreadNumber, 1)]), None);
-        assert_eq!(text(&[slip(1, Mistake::MisreadNumber, 1)]), None);
+        assert_eq!(text(&[slip(1, Mistake::MisreadNumber, 3)]), None);
     }
 
     #[test]

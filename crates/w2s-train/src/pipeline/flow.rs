@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::json;
 use w2s_curation::demos::{DemoFilter, DemoPicker};
-use w2s_curation::quality::{pair_quality, sft_quality, Gold, GoldFormat};
+use w2s_curation::quality::{pair_quality, sft_quality, Gold, GoldFormat, StepCheck};
 use w2s_curation::record::{Sample, SftExample};
 use w2s_curation::stage1::select_consistent;
 use w2s_curation::stage2::mine_pairs;
@@ -281,7 +281,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let pairs = run.stage("stage2_pairs", &mining, |dir| {
             let mined = mine_pairs(task, &samples, &weak_samples, &c.stage2.mining)?;
             write_jsonl(dir.join("pairs.jsonl"), &mined.pairs)?;
-            let q = pair_quality(&mined.pairs, &gold(task))?;
+            let q = pair_quality(&mined.pairs, &gold(task), StepCheck::for_task(task))?;
             let share = |k: usize| (q.pairs > 0).then(|| k as f64 / q.pairs as f64);
             let (accuracy, majority, pass) = sampled.value;
             Ok(Stage2Stats {
@@ -457,7 +457,11 @@ fn gold(task: TaskKind) -> Gold {
 }
 
 fn quality(task: TaskKind, examples: &[SftExample]) -> Result<SetQuality> {
-    Ok(SetQuality::from(&sft_quality(examples, &gold(task))?))
+    Ok(SetQuality::from(&sft_quality(
+        examples,
+        &gold(task),
+        StepCheck::for_task(task),
+    )?))
 }
 
 fn to_sft(samples: &[Sample]) -> Vec<SftExample> {
