@@ -8,8 +8,8 @@
 //!   solution a task gets is the [`StepTarget`]: a random one (the paper), the one with the fewest
 //!   or the most wrong steps, or the ones that bring the set's step-wise error rate closest to a
 //!   requested rate (the "same outcome error rate, different step-wise error rate" comparison).
-//! - [`mix`]: hard-task and subtask sets combined and shuffled, each example tagged with the set
-//!   it came from, for the "adding subtask supervision to hard-task supervision" comparison.
+//! - [`mix`]: sets combined and shuffled, each example tagged with the set it came from, for the
+//!   "adding subtask supervision (or a rephrased copy) to hard-task supervision" comparison.
 
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -203,22 +203,20 @@ fn pick_incorrect(
     candidates.iter().zip(level).map(|(c, l)| c[l].0).collect()
 }
 
-/// Hard-task and subtask examples together, shuffled with `seed`; each gains
-/// `"set": "hard" | "subtask"`.
-pub fn mix(hard: &[SftExample], subtask: &[SftExample], seed: u64) -> Vec<SftExample> {
-    let tag = |set: &'static str| {
-        move |example: &SftExample| {
-            let mut example = example.clone();
-            example
-                .extra
-                .insert("set".into(), Value::String(set.into()));
-            example
-        }
-    };
-    let mut mixed: Vec<SftExample> = hard
+/// Several sets together, shuffled with `seed`; each example gains `"set": tag` naming the
+/// part it came from (`("hard", ...), ("subtask", ...)` for the paper's mix).
+pub fn mix(parts: &[(&str, &[SftExample])], seed: u64) -> Vec<SftExample> {
+    let mut mixed: Vec<SftExample> = parts
         .iter()
-        .map(tag("hard"))
-        .chain(subtask.iter().map(tag("subtask")))
+        .flat_map(|&(tag, examples)| {
+            examples.iter().map(move |example| {
+                let mut example = example.clone();
+                example
+                    .extra
+                    .insert("set".into(), Value::String(tag.into()));
+                example
+            })
+        })
         .collect();
     mixed.shuffle(&mut StdRng::seed_from_u64(seed));
     mixed
@@ -356,7 +354,13 @@ mod tests {
             completion: c.into(),
             extra: Extra::new(),
         };
-        let mixed = mix(&[example("h1"), example("h2")], &[example("s1")], 3);
+        let mixed = mix(
+            &[
+                ("hard", &[example("h1"), example("h2")]),
+                ("subtask", &[example("s1")]),
+            ],
+            3,
+        );
         assert_eq!(mixed.len(), 3);
         for e in &mixed {
             let expected = if e.completion.starts_with('h') {

@@ -35,11 +35,12 @@ pub fn grounded_stats(question: &str, solution: &str) -> StepStats {
     for step in &steps {
         let mut grounded = true;
         for (k, value) in numbers(&step.expression).into_iter().enumerate() {
-            let found = if k == 0 {
-                take(&mut unused_results, value) || take(&mut unused_question, value)
+            let (first, second) = if k == 0 {
+                (&mut unused_results, &mut unused_question)
             } else {
-                take(&mut unused_question, value) || take(&mut unused_results, value)
+                (&mut unused_question, &mut unused_results)
             };
+            let found = take(first, value) || take(second, value);
             if !found {
                 grounded = false;
                 ungrounded += 1;

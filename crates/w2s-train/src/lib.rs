@@ -29,6 +29,7 @@ pub mod sampling;
 pub mod schedule;
 mod scoring;
 pub mod sft;
+pub mod study;
 mod trainer;
 
 pub use batching::{tokenize_pairs, tokenize_sft, TokenizedPair, TokenizedSft};

@@ -342,9 +342,7 @@ impl PipelineConfig {
     /// # Errors
     /// I/O errors naming the file, and TOML errors with their line.
     pub fn from_toml_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let config: Self = toml::from_str(&text)
-            .map_err(|e| TrainError::config("config", format!("{}: {e}", path.display())))?;
+        let config: Self = read_toml(path)?;
         config.validate()?;
         Ok(config)
     }
@@ -354,7 +352,7 @@ impl PipelineConfig {
     /// # Errors
     /// A value TOML cannot represent.
     pub fn to_toml(&self) -> Result<String> {
-        toml::to_string(self).map_err(|e| TrainError::config("config", e.to_string()))
+        to_toml(self)
     }
 
     /// Checks every part.
@@ -487,6 +485,18 @@ impl PipelineConfig {
         }
         Ok(())
     }
+}
+
+/// A TOML file as `T`; errors name the file (and, from the parser, the line and field).
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    toml::from_str(&text)
+        .map_err(|e| TrainError::config("config", format!("{}: {e}", path.display())))
+}
+
+/// `value` as TOML.
+pub(crate) fn to_toml<T: Serialize>(value: &T) -> Result<String> {
+    toml::to_string(value).map_err(|e| TrainError::config("config", e.to_string()))
 }
 
 #[cfg(test)]

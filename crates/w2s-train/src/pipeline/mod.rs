@@ -14,10 +14,10 @@
 //! its inputs are unchanged ([`run_dir`]).
 
 mod builtin;
-mod config;
+pub(crate) mod config;
 mod data;
 mod flow;
-mod models;
+pub(crate) mod models;
 mod report;
 pub mod run_dir;
 
