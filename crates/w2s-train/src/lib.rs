@@ -11,6 +11,8 @@
 //! - [`sample_dataset`]: n seeded samples per prompt over a dataset, as resumable JSONL.
 //! - [`evaluate`]: greedy answers over a split, graded by w2s-eval into its report.
 //! - [`pipeline`]: the whole weak-to-strong method as stages over a run directory.
+//! - [`study`]: the supervision-quality study (hard vs subtask supervision, step-wise error rate,
+//!   subtasks vs rephrased copies) over the same run directory.
 //!
 //! [`PreferenceLossConfig`]: w2s_losses::PreferenceLossConfig
 #![warn(missing_docs)]

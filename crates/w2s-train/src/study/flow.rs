@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use w2s_curation::quality::{sft_quality, Gold, GoldFormat, QualityReport, StepCheck};
 use w2s_eval::jsonl::write_jsonl;
@@ -20,14 +19,6 @@ use crate::error::{Result, TrainError};
 use crate::pipeline::models::{fine_tune, test_accuracy};
 use crate::pipeline::run_dir::{dir_fingerprint, write_json, Done, RunDir};
 use crate::pipeline::{ModelSpec, PipelineOptions};
-
-/// What the sets stage keeps of each set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Measured {
-    name: String,
-    quality: QualityReport,
-    digest: String,
-}
 
 /// Runs the study (see the module docs) and writes its report into the run directory.
 ///
@@ -51,24 +42,25 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
         field: "gold".into(),
         format: GoldFormat::Answer,
     };
-    let inputs = json!({"data": config.data, "seed": config.seed, "epsilons": config.epsilons,
-        "step_rates": config.step_rates, "mix": config.mix, "check": check});
-    let measured = run.stage("sets", &inputs, |dir| {
+    let digests = sets
+        .iter()
+        .map(|set| {
+            let text = serde_json::to_vec(&set.examples)
+                .map_err(|e| TrainError::config("sets", e.to_string()))?;
+            Ok(format!("{:016x}", Digest::new().bytes(&text).finish()))
+        })
+        .collect::<Result<Vec<String>>>()?;
+    // Keyed on the examples themselves, so sets made by other code are never taken for these.
+    let inputs = json!({"sets": digests, "check": check, "test": tasks.test.len()});
+    let quality = run.stage("sets", &inputs, |dir| {
         let test: Vec<_> = tasks.test.iter().map(|p| &p.record).collect();
         write_jsonl(dir.join("test.jsonl"), &test)?;
         sets.iter()
             .map(|set| {
-                let path = dir.join(format!("{}.jsonl", set.name));
-                write_jsonl(&path, &set.examples)?;
-                let text = serde_json::to_vec(&set.examples)
-                    .map_err(|e| TrainError::config("sets", e.to_string()))?;
-                Ok(Measured {
-                    name: set.name.clone(),
-                    quality: sft_quality(&set.examples, &gold, check)?,
-                    digest: format!("{:016x}", Digest::new().bytes(&text).finish()),
-                })
+                write_jsonl(dir.join(format!("{}.jsonl", set.name)), &set.examples)?;
+                Ok(sft_quality(&set.examples, &gold, check)?)
             })
-            .collect::<Result<Vec<_>>>()
+            .collect::<Result<Vec<QualityReport>>>()
     })?;
     let base = base(&mut run, config)?;
     let test_inputs =
@@ -93,10 +85,10 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
     };
     let base_accuracy = evaluate(&mut run, "untrained", &base)?.value;
     let mut rows = Vec::with_capacity(sets.len());
-    for (set, m) in sets.iter().zip(&measured.value) {
+    for ((set, digest), q) in sets.iter().zip(&digests).zip(&quality.value) {
         let trained = run.stage(
             &format!("train_{}", set.name),
-            &json!({"base": base.fingerprint, "set": m.digest, "train": config.train}),
+            &json!({"base": base.fingerprint, "set": digest, "train": config.train}),
             |dir| {
                 fine_tune::<B>(
                     &base.value,
@@ -119,8 +111,8 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
             examples: set.examples.len(),
             requested_epsilon: set.epsilon,
             requested_step_rate: set.step_rate,
-            outcome_error_rate: m.quality.outcome_error_rate,
-            step_error_rate: m.quality.step_error_rate,
+            outcome_error_rate: q.outcome_error_rate,
+            step_error_rate: q.step_error_rate,
             accuracy,
         });
     }
