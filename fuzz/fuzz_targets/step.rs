@@ -1,8 +1,10 @@
-//! Fuzz the arithmetic step finder and verifier of w2s-curation: no input may panic or hang.
+//! Fuzz the arithmetic step finder, the verifier and the grounded check of w2s-curation: no
+//! input may panic or hang.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use w2s_curation::expr::evaluate;
+use w2s_curation::grounded::grounded_stats;
 use w2s_curation::steps::{find_steps, StepStats};
 
 fuzz_target!(|data: &[u8]| {
@@ -11,5 +13,9 @@ fuzz_target!(|data: &[u8]| {
         let stats = StepStats::of_solution(text);
         assert_eq!(stats.steps, steps.len());
         let _ = evaluate(text);
+        // The first line as the question, the rest as its solution.
+        let (question, solution) = text.split_once('\n').unwrap_or((text, ""));
+        let grounded = grounded_stats(question, solution);
+        assert_eq!(grounded.steps, find_steps(solution).len());
     }
 });

@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 use w2s_curation::expr::evaluate;
+use w2s_curation::grounded::grounded_stats;
 use w2s_curation::jsonl::{BadLines, JsonlReader};
 use w2s_curation::record::{Sample, SftExample};
 use w2s_curation::steps::{find_steps, verify, StepStats, Verdict};
@@ -125,6 +126,16 @@ proptest! {
         for step in find_steps(&text) {
             prop_assert!(step.span.start <= step.span.end && step.span.end <= text.len());
         }
+    }
+
+    #[test]
+    fn grounded_check_never_panics_and_counts_every_step(
+        question in "[0-9 a-z.?]{0,80}",
+        text in "[0-9 +\\-*/=<>a-z\n#]{0,200}",
+    ) {
+        let stats = grounded_stats(&question, &text);
+        prop_assert_eq!(stats.steps, stats.correct + stats.wrong + stats.undecidable);
+        prop_assert_eq!(stats.solutions_with_wrong_step, usize::from(stats.wrong + stats.missing > 0));
     }
 
     #[test]
