@@ -54,7 +54,11 @@ fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) ->
         documents: 8,
         problems_per_document: 3,
         train: train(1),
-        weak: matches!(weak, ModelSpec::Scratch { .. }),
+        weak_documents: if matches!(weak, ModelSpec::Scratch { .. }) {
+            6
+        } else {
+            0
+        },
     });
     PipelineConfig {
         seed: 3,
@@ -70,6 +74,7 @@ fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) ->
             iterations: 2,
             k_shot: 1,
             match_mode: Default::default(),
+            min_steps: Some(3),
         },
         stage2: Stage2Config {
             num_samples: 2,

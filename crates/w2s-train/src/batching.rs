@@ -147,10 +147,18 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Plans every epoch of a run over records of the given row lengths (in tokens).
+    /// Plans every epoch of a run over records of the given row lengths (in tokens): `epochs`
+    /// of them, or more while the run has fewer than `min_steps` optimizer steps.
     pub fn new(lengths: &[usize], config: &TrainConfig) -> Self {
         let mut micro_batches = Vec::new();
-        for epoch in 0..config.epochs {
+        let accum = config.grad_accum_steps;
+        let min_steps = config.min_steps.unwrap_or(0);
+        let mut epochs = 0;
+        while epochs < config.epochs
+            || (micro_batches.len().div_ceil(accum) < min_steps && !lengths.is_empty())
+        {
+            let epoch = epochs;
+            epochs += 1;
             let mut order: Vec<usize> = (0..lengths.len()).collect();
             if config.shuffle {
                 order.shuffle(&mut StdRng::seed_from_u64(epoch_seed(config.seed, epoch)));
@@ -161,8 +169,7 @@ impl Plan {
                 micro_batches.extend(pack(lengths, &order, config.batch_tokens));
             }
         }
-        let per_epoch = micro_batches.len() as f64 / config.epochs as f64;
-        let accum = config.grad_accum_steps;
+        let per_epoch = micro_batches.len() as f64 / epochs as f64;
         let mut steps = micro_batches.len().div_ceil(accum);
         if let Some(max) = config.max_steps {
             steps = steps.min(max);
@@ -391,6 +398,40 @@ mod tests {
         assert_eq!(plan, Plan::new(&lengths, &config));
         let other = Plan::new(&lengths, &TrainConfig { seed: 7, ..config });
         assert_ne!(plan.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn a_minimum_step_count_adds_whole_epochs() {
+        let lengths = vec![4; 10];
+        let config = TrainConfig {
+            epochs: 2,
+            batch_tokens: 8,
+            grad_accum_steps: 3,
+            min_steps: Some(9),
+            ..TrainConfig::default()
+        };
+        // 5 micro-batches per epoch, 3 per step: 9 steps need 5 epochs (25 micro-batches).
+        let plan = Plan::new(&lengths, &config);
+        assert_eq!((plan.micro_batches.len(), plan.steps), (25, 9));
+        assert_eq!(plan.per_epoch, 5.0);
+        let plain = Plan::new(
+            &lengths,
+            &TrainConfig {
+                min_steps: None,
+                ..config.clone()
+            },
+        );
+        assert_eq!(plan.micro_batches[..10], plain.micro_batches[..]);
+        // Already enough steps: nothing added; no records: no endless loop.
+        let few = Plan::new(
+            &lengths,
+            &TrainConfig {
+                min_steps: Some(2),
+                ..config.clone()
+            },
+        );
+        assert_eq!(few, plain);
+        assert_eq!(Plan::new(&[], &config).steps, 0);
     }
 
     #[test]

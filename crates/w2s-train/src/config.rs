@@ -74,6 +74,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Stop after this many optimizer steps even if epochs remain (the schedule spans these).
     pub max_steps: Option<usize>,
+    /// Train at least this many optimizer steps, adding whole epochs as needed, so that a small
+    /// set still gets enough updates (the schedule spans them all).
+    pub min_steps: Option<usize>,
     /// Padded tokens per micro-batch: rows x longest row stays within this budget (a single
     /// longer record forms a micro-batch of its own). For preference pairs a row is one pair's
     /// chosen and rejected sequence together.
@@ -114,6 +117,7 @@ impl Default for TrainConfig {
             max_grad_norm: Some(1.0),
             epochs: 1,
             max_steps: None,
+            min_steps: None,
             batch_tokens: 8192,
             grad_accum_steps: 1,
             max_seq_len: None,
@@ -178,6 +182,9 @@ impl TrainConfig {
             positive("max_grad_norm", norm)?;
         }
         nonzero("epochs", self.epochs)?;
+        if let Some(steps) = self.min_steps {
+            nonzero("min_steps", steps)?;
+        }
         if let Some(steps) = self.max_steps {
             nonzero("max_steps", steps)?;
         }

@@ -126,10 +126,12 @@ pub struct PretrainConfig {
     pub problems_per_document: usize,
     /// The training run.
     pub train: TrainConfig,
-    /// Pretrain a from-scratch weak model on the same corpus too, before its SFT on D_gold,1:
-    /// the paper's weak and strong models are both pretrained language models.
+    /// Documents of the weak model's own corpus (drawn like the strong model's, from the same
+    /// mix), on which a from-scratch weak model is pretrained before its SFT on D_gold,1: the
+    /// paper's weak and strong models are both pretrained language models, the weak one on
+    /// less. 0: the weak model is not pretrained.
     #[serde(default)]
-    pub weak: bool,
+    pub weak_documents: usize,
 }
 
 /// A family with a weight.
@@ -152,6 +154,11 @@ pub struct Stage1Config {
     pub k_shot: usize,
     /// Exact string equality of normalized answers (the paper), or semantic equivalence.
     pub match_mode: MatchMode,
+    /// Fewest optimizer steps of each Stage I SFT (the strong SFT config's epochs are repeated
+    /// until reached): a small curated set then gets the updates of a full one, instead of a
+    /// handful that leave the model worse than its base. Absent: the SFT config as it is.
+    #[serde(default)]
+    pub min_steps: Option<usize>,
 }
 
 /// Stage II: sampling, pair mining and preference training on M_plus.
@@ -278,14 +285,14 @@ impl PipelineConfig {
                         family: story(3, 4, DivisionRule::Never),
                     },
                 ],
-                documents: 8000,
+                documents: 24_000,
                 problems_per_document: 5,
                 train: TrainConfig {
                     warmup_steps: 30,
                     overlong: Overlong::Skip,
                     ..sft(2e-3, 1)
                 },
-                weak: true,
+                weak_documents: 8000,
             }),
             weak_sft: TrainConfig {
                 batch_tokens: 2048,
@@ -296,6 +303,7 @@ impl PipelineConfig {
                 iterations: 2,
                 k_shot: 4,
                 match_mode: MatchMode::Exact,
+                min_steps: None,
             },
             stage2: Stage2Config {
                 num_samples: 10,
@@ -434,9 +442,9 @@ impl PipelineConfig {
                     "only a strong model from scratch is pretrained",
                 ));
             }
-            if p.weak && !scratch(&self.weak) {
+            if p.weak_documents > 0 && !scratch(&self.weak) {
                 return Err(TrainError::config(
-                    "pretrain.weak",
+                    "pretrain.weak_documents",
                     "only a weak model from scratch is pretrained",
                 ));
             }
@@ -545,6 +553,6 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("pretrain.weak"));
+            .contains("pretrain.weak_documents"));
     }
 }

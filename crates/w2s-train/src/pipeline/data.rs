@@ -88,9 +88,13 @@ pub fn write_splits(config: &PipelineConfig, dir: &Path) -> Result<SplitSizes> {
         arithmetic::tokenizer::write(&dir.join("tokenizer.json"))?;
     }
     if let Some(pretrain) = &config.pretrain {
-        let documents = pretraining_corpus(pretrain, config.seed)?;
+        let documents = pretraining_corpus(pretrain, pretrain.documents, config.seed)?;
         pretrain_documents = documents.len();
-        write_jsonl(dir.join("pretrain.jsonl"), &documents)?;
+        write_jsonl(dir.join(Corpus::Strong.file()), &documents)?;
+        if pretrain.weak_documents > 0 {
+            let documents = pretraining_corpus(pretrain, pretrain.weak_documents, config.seed)?;
+            write_jsonl(dir.join(Corpus::Weak.file()), &documents)?;
+        }
     }
     Ok(SplitSizes {
         gold1: splits.gold1.len(),
@@ -127,12 +131,12 @@ fn distinct(family: &Family, n: usize, seed: u64) -> Result<Vec<Problem>> {
 /// The pretraining documents: `problems_per_document` solved problems of one family each, in
 /// the few-shot layout (`Question: q\nAnswer: a\n\n...`), as prompt (the first question) and
 /// completion (everything after it), so the loss covers every solution and later question.
-fn pretraining_corpus(config: &PretrainConfig, seed: u64) -> Result<Vec<SftExample>> {
+fn pretraining_corpus(config: &PretrainConfig, size: usize, seed: u64) -> Result<Vec<SftExample>> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0fc0_a9a5);
     let total: f64 = config.mix.iter().map(|m| m.weight).sum();
-    let mut documents = Vec::with_capacity(config.documents);
+    let mut documents = Vec::with_capacity(size);
     for (k, m) in config.mix.iter().enumerate() {
-        let count = ((m.weight / total) * config.documents as f64).round() as usize;
+        let count = ((m.weight / total) * size as f64).round() as usize;
         let problems = generate(
             &m.family,
             count * config.problems_per_document,
@@ -201,12 +205,30 @@ impl SplitData {
         })
     }
 
-    /// The pretraining documents, if the stage wrote them.
+    /// A pretraining corpus, if the stage wrote it.
     ///
     /// # Errors
     /// An unreadable file.
-    pub fn pretraining(&self) -> Result<Vec<SftExample>> {
-        Ok(read_jsonl(self.dir.join("pretrain.jsonl"), BadLines::Fail)?.records)
+    pub fn pretraining(&self, corpus: Corpus) -> Result<Vec<SftExample>> {
+        Ok(read_jsonl(self.dir.join(corpus.file()), BadLines::Fail)?.records)
+    }
+}
+
+/// Whose pretraining corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corpus {
+    /// The strong model's (`pretrain.documents` documents).
+    Strong,
+    /// The weak model's (`pretrain.weak_documents`).
+    Weak,
+}
+
+impl Corpus {
+    fn file(self) -> &'static str {
+        match self {
+            Corpus::Strong => "pretrain.jsonl",
+            Corpus::Weak => "pretrain_weak.jsonl",
+        }
     }
 }
 

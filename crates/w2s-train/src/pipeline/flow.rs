@@ -21,13 +21,14 @@ use w2s_eval::TaskKind;
 use w2s_losses::ChunkedLogprobsBackend;
 
 use super::config::{ModelSpec, PipelineConfig};
-use super::data::{gold_examples, question_fields, write_splits, SplitData};
+use super::data::{gold_examples, question_fields, write_splits, Corpus, SplitData};
 use super::models::{
     answer, fine_tune, init_model, preference_tune, read_samples, scratch_config, test_accuracy,
     Trained,
 };
 use super::report::{PipelineReport, SetQuality, Stage1Iteration, Stage2Stats};
 use super::run_dir::{dir_fingerprint, write_json, Done, RunDir};
+use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::sampling::PromptRecord;
 
@@ -75,7 +76,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let c = self.config;
         let (task, seed) = (c.task, c.seed);
         let pretrain_data = c.pretrain.as_ref().map(|p| {
-            json!({"mix": p.mix, "documents": p.documents, "per_document": p.problems_per_document})
+            json!({"mix": p.mix, "documents": p.documents, "weak_documents": p.weak_documents, "per_document": p.problems_per_document})
         });
         let splits = run.stage(
             "splits",
@@ -85,14 +86,22 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let data = SplitData::read(task, &run.stage_dir("splits"))?;
         let tokenizer = run.stage_dir("splits").join("tokenizer.json");
 
-        let corpus = Corpus {
+        let corpus = Sources {
             splits: &splits.fingerprint,
             data: &data,
             tokenizer: &tokenizer,
         };
-        let base = self.base(run, "strong_base", &c.strong, seed ^ 2, true, &corpus)?;
-        let weak_pretrain = c.pretrain.as_ref().is_some_and(|p| p.weak);
-        let weak_base = self.base(run, "weak_base", &c.weak, seed ^ 1, weak_pretrain, &corpus)?;
+        let base = self.base(
+            run,
+            "strong_base",
+            &c.strong,
+            seed ^ 2,
+            Some(Corpus::Strong),
+            &corpus,
+        )?;
+        let weak_pretrain = c.pretrain.as_ref().is_some_and(|p| p.weak_documents > 0);
+        let weak_corpus = weak_pretrain.then_some(Corpus::Weak);
+        let weak_base = self.base(run, "weak_base", &c.weak, seed ^ 1, weak_corpus, &corpus)?;
         let weak = run.stage(
             "weak_sft",
             &json!({"splits": splits.fingerprint, "base": weak_base.fingerprint, "train": c.weak_sft}),
@@ -192,6 +201,10 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
             icl.value,
             icl.fingerprint,
         );
+        let stage1_sft = TrainConfig {
+            min_steps: c.stage1.min_steps.or(c.strong_sft.min_steps),
+            ..c.strong_sft.clone()
+        };
         for t in 1..=c.stage1.iterations {
             let name = format!("stage1_iter{t}");
             let sets_stage = format!("{name}_sets");
@@ -231,8 +244,8 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                 }
                 run.stage(
                     &format!("{name}_{kind}_sft"),
-                    &json!({"base": base.fingerprint, "set": sets.fingerprint, "kind": kind, "train": c.strong_sft}),
-                    |dir| fine_tune::<B>(&base.value, &examples, &c.strong_sft, dir, self.quiet, self.device),
+                    &json!({"base": base.fingerprint, "set": sets.fingerprint, "kind": kind, "train": stage1_sft}),
+                    |dir| fine_tune::<B>(&base.value, &examples, &stage1_sft, dir, self.quiet, self.device),
                 )
             };
             let hybrid = train(run, "hybrid")?;
@@ -356,15 +369,15 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
 
     /// A model to start from: the given directory (used in place), a built-in model (written
     /// out as `stage/model`), or a fresh Llama (`stage/init`), pretrained on the related corpus
-    /// (`stage/train`) when `pretrain` says so and the config has a corpus.
+    /// (`stage/train`) on `pretrain`'s corpus when the config has one.
     fn base(
         &self,
         run: &mut RunDir,
         stage: &str,
         spec: &ModelSpec,
         seed: u64,
-        pretrain: bool,
-        corpus: &Corpus,
+        pretrain: Option<Corpus>,
+        corpus: &Sources,
     ) -> Result<Done<PathBuf>> {
         let c = self.config;
         let vocab = w2s_eval::arithmetic::tokenizer::vocabulary().len();
@@ -386,17 +399,21 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                 ModelSpec::Scratch { .. } => Err(TrainError::config("model", "no model")),
             };
         };
-        let pretrain = c.pretrain.as_ref().filter(|_| pretrain).map(|p| &p.train);
+        let pretrain = c
+            .pretrain
+            .as_ref()
+            .and_then(|p| pretrain.map(|which| (&p.train, which)));
+        let train_config = pretrain.map(|(train, _)| train);
         run.stage(
             stage,
-            &json!({"splits": corpus.splits, "model": spec, "pretrain": pretrain, "seed": seed}),
+            &json!({"splits": corpus.splits, "model": spec, "pretrain": train_config, "seed": seed}),
             |dir| {
                 let init = dir.join("init");
                 init_model::<B::InnerBackend>(config, corpus.tokenizer, seed, &init, self.device)?;
                 match pretrain {
-                    Some(train) => Ok(fine_tune::<B>(
+                    Some((train, which)) => Ok(fine_tune::<B>(
                         &init,
-                        &corpus.data.pretraining()?,
+                        &corpus.data.pretraining(which)?,
                         train,
                         &dir.join("train"),
                         self.quiet,
@@ -428,7 +445,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
 }
 
 /// What a from-scratch base is built from.
-struct Corpus<'a> {
+struct Sources<'a> {
     /// Fingerprint of the splits stage (which wrote the corpus).
     splits: &'a str,
     data: &'a SplitData,

@@ -26,7 +26,7 @@ pub use config::{
     DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig, PretrainConfig, Stage1Config,
     Stage2Config, WeightedFamily,
 };
-pub use data::{SplitData, SplitSizes};
+pub use data::{Corpus, SplitData, SplitSizes};
 pub use flow::{run_pipeline, PipelineOptions};
 pub use models::{scratch_config, Trained};
 pub use report::{
