@@ -45,11 +45,16 @@ impl StepCheck {
         }
     }
 
-    /// The step statistics of `solution` to `prompt`.
+    /// The step statistics of `solution` to `prompt`. The grounded check reads the question
+    /// from the prompt's last `Question:` on, so a few-shot prompt's demonstrations do not count
+    /// as numbers the solution should have used.
     pub fn stats(self, prompt: &str, solution: &str) -> StepStats {
         match self {
             StepCheck::Calculator => StepStats::of_solution(solution),
-            StepCheck::Grounded => grounded_stats(prompt, solution),
+            StepCheck::Grounded => {
+                let question = prompt.rfind("Question:").map_or(prompt, |i| &prompt[i..]);
+                grounded_stats(question, solution)
+            }
         }
     }
 }
@@ -249,4 +254,20 @@ pub fn pair_quality(
         }
     }
     Ok(quality)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grounded_check_reads_only_the_last_question_of_a_few_shot_prompt() {
+        let solution = "10 * 3 = 30\n#### 30";
+        let zero_shot = "Question: Mia has 10 shells. Mia gets 3 times as many.\nAnswer:";
+        let few_shot = format!("Question: Tom has 7 pens. Tom buys 5 more.\nAnswer: 7 + 5 = 12\n#### 12\n\n{zero_shot}");
+        for prompt in [zero_shot, few_shot.as_str()] {
+            let s = StepCheck::Grounded.stats(prompt, solution);
+            assert_eq!((s.correct, s.wrong, s.missing), (1, 0, 0), "{prompt}");
+        }
+    }
 }

@@ -303,7 +303,7 @@ impl PipelineConfig {
                 iterations: 2,
                 k_shot: 4,
                 match_mode: MatchMode::Exact,
-                min_steps: None,
+                min_steps: Some(100),
             },
             stage2: Stage2Config {
                 num_samples: 10,
