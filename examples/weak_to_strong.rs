@@ -36,7 +36,7 @@ struct Args {
     config: Option<PathBuf>,
     /// Run the embedded default from scratch: pretrain the weak and strong models on the
     /// related corpus instead of starting from the built-in bases (that run made them; it adds
-    /// about 23 minutes on two cores).
+    /// about an hour on two cores).
     #[arg(long, conflicts_with = "config")]
     from_scratch: bool,
     /// Run directory: every stage's data, samples, models and the report.
