@@ -106,6 +106,14 @@ fn requested_rates_are_measured_back_within_two_points() -> Result<()> {
     )?;
     assert_eq!(doubled.outcome_error_rate, hard_only.outcome_error_rate);
     assert_eq!(doubled.step_error_rate, hard_only.step_error_rate);
+    // Subtasks without wrong solutions cannot give ε > 0, and the error says which pool.
+    let mut bare = tasks.clone();
+    bare.subtasks.iter_mut().for_each(|t| t.incorrect.clear());
+    let err = study_sets(&config, &bare).unwrap_err().to_string();
+    assert!(
+        err.contains("data.subtasks") && err.contains("epsilon 0.3"),
+        "{err}"
+    );
     Ok(())
 }
 

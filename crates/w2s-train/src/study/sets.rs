@@ -231,13 +231,21 @@ fn align(
 /// A rate the tasks cannot give (too few incorrect solutions).
 pub fn study_sets(config: &StudyConfig, tasks: &StudyTasks) -> Result<Vec<StudySet>> {
     let check = StepCheck::for_task(config.task());
-    let build = |pool: &[ControlledTask], epsilon: f64, steps: StepTarget| {
+    // `field` names the pool: with a user's files, "not enough incorrect solutions" must say
+    // which file.
+    let build = |field: &'static str, epsilon: f64, steps: StepTarget| {
+        let pool = if field == "data.hard" {
+            &tasks.hard
+        } else {
+            &tasks.subtasks
+        };
         let spec = ControlledSpec {
             epsilon,
             steps,
             seed: config.seed,
         };
         controlled_set(pool, &spec, check)
+            .map_err(|e| TrainError::config(field, format!("epsilon {epsilon}: {e}")))
     };
     let percent = |r: f64| (100.0 * r).round() as u32;
     let set = |name: String, kind, epsilon, step_rate, examples| StudySet {
@@ -248,12 +256,12 @@ pub fn study_sets(config: &StudyConfig, tasks: &StudyTasks) -> Result<Vec<StudyS
         examples,
     };
     let mut sets = Vec::new();
-    for (kind, pool, label) in [
-        (SetKind::Hard, &tasks.hard, "hard"),
-        (SetKind::Subtask, &tasks.subtasks, "subtask"),
+    for (kind, field, label) in [
+        (SetKind::Hard, "data.hard", "hard"),
+        (SetKind::Subtask, "data.subtasks", "subtask"),
     ] {
         for &e in &config.epsilons {
-            let examples = build(pool, e, StepTarget::Fewest)?;
+            let examples = build(field, e, StepTarget::Fewest)?;
             sets.push(set(
                 format!("{label}_e{}", percent(e)),
                 kind,
@@ -265,7 +273,7 @@ pub fn study_sets(config: &StudyConfig, tasks: &StudyTasks) -> Result<Vec<StudyS
     }
     let s = config.step_rates;
     for rate in [s.low, s.high] {
-        let examples = build(&tasks.hard, s.epsilon, StepTarget::Rate(rate))?;
+        let examples = build("data.hard", s.epsilon, StepTarget::Rate(rate))?;
         let name = format!("hard_e{}_steps{}", percent(s.epsilon), percent(rate));
         sets.push(set(
             name,
@@ -276,8 +284,8 @@ pub fn study_sets(config: &StudyConfig, tasks: &StudyTasks) -> Result<Vec<StudyS
         ));
     }
     let m = config.mix;
-    let hard = build(&tasks.hard, m.hard_epsilon, StepTarget::Fewest)?;
-    let subtask = build(&tasks.subtasks, m.subtask_epsilon, StepTarget::Fewest)?;
+    let hard = build("data.hard", m.hard_epsilon, StepTarget::Fewest)?;
+    let subtask = build("data.subtasks", m.subtask_epsilon, StepTarget::Fewest)?;
     let name = format!(
         "hard_e{}+subtask_e{}",
         percent(m.hard_epsilon),
