@@ -20,6 +20,7 @@ pub mod generate;
 pub mod mask;
 pub mod model;
 pub mod model_dir;
+mod projection;
 pub mod rope;
 pub mod sampling;
 pub mod score;

@@ -20,6 +20,7 @@ use crate::cache::KvCache;
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use crate::mask::PaddingMask;
+use crate::projection::{matmul_2d, project};
 use crate::rope::{inverse_frequencies, RopeTables};
 
 /// Self-attention with grouped key/value heads.
@@ -197,13 +198,13 @@ impl<B: Backend> Attention<B> {
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]);
         let q = tables
             .query
-            .apply(heads(self.q_proj.forward(x.clone()), h))
+            .apply(heads(project(&self.q_proj, x.clone()), h))
             .swap_dims(1, 2);
         let k = tables
             .key
-            .apply(heads(self.k_proj.forward(x.clone()), g))
+            .apply(heads(project(&self.k_proj, x.clone()), g))
             .swap_dims(1, 2);
-        let v = heads(self.v_proj.forward(x), g).swap_dims(1, 2);
+        let v = heads(project(&self.v_proj, x), g).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.extend(layer, k, v),
             None => (k, v),
@@ -234,14 +235,14 @@ impl<B: Backend> Attention<B> {
             probs
         };
         let out = probs.matmul(v).reshape([b, h, s, e]).swap_dims(1, 2);
-        self.o_proj.forward(out.reshape([b, s, h * e]))
+        project(&self.o_proj, out.reshape([b, s, h * e]))
     }
 }
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = silu(project(&self.gate_proj, x.clone()));
+        project(&self.down_proj, gate * project(&self.up_proj, x))
     }
 }
 
@@ -308,17 +309,10 @@ impl<B: Backend> Llama<B> {
     /// Projects hidden states `[b, s, d]` to logits `[b, s, v]`.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => head.forward(hidden),
-            None => {
-                // A 2-D product with the transposed embedding view: lifting the view to 3-D makes
-                // burn copy the whole [v, d] matrix on every call (measured 12x slower on flex).
-                let [b, s, d] = hidden.dims();
-                let weight = self.model.embed_tokens.weight.val().transpose();
-                hidden
-                    .reshape([b * s, d])
-                    .matmul(weight)
-                    .reshape([b, s, self.vocab_size])
-            }
+            Some(head) => project(head, hidden),
+            // The transposed embedding as a view: lifting it to 3-D would make burn copy the
+            // whole [v, d] matrix on every call (measured 12x slower on flex).
+            None => matmul_2d(hidden, self.model.embed_tokens.weight.val().transpose()),
         }
     }
 

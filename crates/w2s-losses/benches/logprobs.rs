@@ -59,7 +59,15 @@ fn step(x: &Inputs, chunked: bool) -> f32 {
             DEFAULT_CHUNK_SIZE,
         )
     } else {
-        let logits = hidden.matmul(weight.transpose().unsqueeze::<3>());
+        // The lm_head as the model applies it: one 2-D product over all positions (a 3-D
+        // product with a broadcast weight makes burn copy the weight, and sum a `[b, d, v]`
+        // gradient over the batch in backward).
+        let [b, s, d] = hidden.dims();
+        let v = weight.dims()[0];
+        let logits = hidden
+            .reshape([b * s, d])
+            .matmul(weight.transpose())
+            .reshape([b, s, v]);
         sequence_logprobs(logits, x.labels.clone(), x.mask.clone())
     };
     let Ok(lp) = lp else { return f32::NAN };
