@@ -16,6 +16,10 @@ mod atomic;
 pub mod cache;
 pub mod config;
 pub mod error;
+#[cfg(feature = "flex")]
+mod few_rows;
+#[cfg(feature = "flex")]
+mod flex;
 pub mod generate;
 pub mod mask;
 pub mod model;

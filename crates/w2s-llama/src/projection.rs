@@ -36,6 +36,10 @@ pub(crate) fn matmul_2d<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Te
     let [b, s, k] = x.dims();
     let n = weight.dims()[1];
     let rows = x.reshape([b * s, k]);
+    #[cfg(feature = "flex")]
+    if let Some(y) = crate::few_rows::matmul(&rows, &weight) {
+        return y.reshape([b, s, n]);
+    }
     let blocks = column_blocks::<B>(&rows.device(), b * s, k, n);
     let y = if blocks > 1 {
         by_column_blocks(rows, weight, blocks)
