@@ -1,17 +1,21 @@
-//! Decoding's products, a few rows times a row-major weight, streamed once through AVX-512.
+//! Decoding's products, a few rows times a weight, streamed once through AVX-512.
 //!
 //! A decoding step multiplies `b` rows (one per sequence) by every weight. gemm, under flex,
 //! packs the weight into its own panel layout on each call and then runs an 8-row product on a
 //! 6-column microkernel tile plus a 2-column one, so at batch 8 the weight is read, written and
-//! read again while most of each tile is idle. Here each thread takes a band of 32 weight columns
-//! at a time, keeps `rows x 32` sums in registers, and reads every weight element exactly once,
-//! straight from the tensor's storage: the product runs at the speed the weight streams from
-//! memory.
+//! read again while most of each tile is idle. Here each rayon thread takes one range of output
+//! columns and reads its part of the weight exactly once, straight from the tensor's storage:
+//! - a row-major weight (burn's linear layers) in bands of 32 columns, `rows x 32` sums in
+//!   registers, 16 weight rows at a time across the range;
+//! - a transposed weight (the tied lm_head's `[v, d]` embedding) as dot products along its
+//!   contiguous rows, two output columns at a time.
 //!
-//! Only the flex backend without autodiff, f32 tensors with unit column stride, at most
-//! [`MAX_ROWS`] rows and a CPU with AVX-512 take this path; everything else returns `None` and the
-//! caller multiplies through the backend. Sums run over `k` in order with fused multiply-adds, so
-//! results differ from gemm's only in rounding.
+//! The product then runs at the speed the weight streams from memory.
+//!
+//! Only the flex backend without autodiff, f32 tensors whose rows (or, for the weight, columns)
+//! are contiguous, at most [`MAX_ROWS`] rows and a CPU with AVX-512 take this path; everything
+//! else returns `None` and the caller multiplies through the backend. Results differ from gemm's
+//! only in rounding (fused multiply-adds, another summation order).
 
 use burn::prelude::*;
 use burn_flex::FlexTensor;

@@ -7,7 +7,9 @@
 //!   [`Llama::forward_hidden`] the final hidden states for fused output losses.
 //! - [`load_weights`] / [`save_weights`] read and write safetensors (single or sharded; f32, bf16,
 //!   f16), naming every mismatched tensor in one error.
-//! - [`Tokenizer`] wraps `tokenizers`; [`generate`] decodes batches with a KV cache.
+//! - [`Tokenizer`] wraps `tokenizers`; [`generate`] decodes batches with a KV cache. With the
+//!   `flex` feature, decoding on the flex backend multiplies its few rows through an AVX-512
+//!   kernel and writes the cache in place (`few_rows`, `flex`).
 //! - [`ModelDir`] loads a whole HF model directory.
 //!
 //! The crate knows nothing about losses, data or training.

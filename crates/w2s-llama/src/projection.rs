@@ -7,12 +7,14 @@
 //! Here the positions are flattened to `[b*s, d_in]` first: one product, one weight read, one
 //! `[d_in, d_out]` gradient.
 //!
-//! A decoding step multiplies a few rows by each weight. flex hands such a product to gemm on
-//! one thread (its threshold is 192³ multiply-adds, and a single row always takes gemm's
-//! matrix-vector path, which has no threads), so half the cores idle while the weights stream
-//! from memory. On a CPU backend without autodiff those products are cut into column blocks,
-//! one per rayon thread. Measured on the 2-core build machine at 110M parameters (README
-//! "Generation"): batch-1 decoding 20.7 → 24.9-26.8 tokens/s, batch-8 57.8 → 62.4-65.9.
+//! A decoding step multiplies a few rows by each weight. On flex with AVX-512, up to 8 rows go
+//! to [`crate::few_rows`], which streams each weight once, straight from storage, on every
+//! thread. Otherwise flex hands such a product to gemm on one thread (its threshold is 192³
+//! multiply-adds, and a single row always takes gemm's matrix-vector path, which has no
+//! threads), so half the cores would idle while the weights stream from memory; on a CPU backend
+//! without autodiff those products are cut into column blocks, one per rayon thread (110M
+//! parameters on the 2-core build machine: batch-1 decoding 20.7 → 24.9-26.8 tokens/s, batch-8
+//! 57.8 → 62.4-65.9).
 
 use burn::nn::Linear;
 use burn::prelude::*;
