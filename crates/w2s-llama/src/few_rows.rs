@@ -97,14 +97,7 @@ fn strided_f32(t: &FlexTensor) -> Option<(&[f32], usize, usize)> {
 }
 
 fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::arch::is_x86_feature_detected!("avx512f")
 }
 
 /// `x W` for `x` `[m, k]` (row stride `ldx`, columns adjacent), row-major `[m, n]`. Each rayon
@@ -200,7 +193,6 @@ fn columns_block(
     block
 }
 
-#[cfg(target_arch = "x86_64")]
 mod kernel {
     use super::{BAND, PAIR};
     use std::arch::x86_64::*;
@@ -342,42 +334,6 @@ mod kernel {
                 *out.add(r * ldo + c) = _mm512_reduce_add_ps(*s);
             }
         }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod kernel {
-    /// Never called: [`super::avx512`] is false off x86-64.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn band(
-        _: *const f32,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: *const f32,
-        _: usize,
-        _: usize,
-        _: *mut f32,
-        _: usize,
-        _: bool,
-    ) {
-        unreachable!("the few-rows kernel needs AVX-512")
-    }
-
-    /// Never called: [`super::avx512`] is false off x86-64.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn dots(
-        _: *const f32,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: *const f32,
-        _: usize,
-        _: usize,
-        _: *mut f32,
-        _: usize,
-    ) {
-        unreachable!("the few-rows kernel needs AVX-512")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Direct access to flex tensors, for the CPU fast paths of decoding.
 //!
 //! The model is generic over `B: Backend`; these helpers recover the concrete [`FlexTensor`]
-//! behind a tensor when `B` is flex itself (not flex under autodiff), so [`crate::few_rows`] can
+//! behind a tensor when `B` is flex itself (not flex under autodiff), so `few_rows` can
 //! read weights straight from storage and [`crate::cache`] can write new columns into its
 //! buffers in place. On any other backend they hand the tensor back untouched.
 

@@ -18,7 +18,8 @@ mod atomic;
 pub mod cache;
 pub mod config;
 pub mod error;
-#[cfg(feature = "flex")]
+// An x86-64 AVX-512 kernel; other targets multiply through the backend.
+#[cfg(all(feature = "flex", target_arch = "x86_64"))]
 mod few_rows;
 #[cfg(feature = "flex")]
 mod flex;

@@ -8,7 +8,7 @@
 //! `[d_in, d_out]` gradient.
 //!
 //! A decoding step multiplies a few rows by each weight. On flex with AVX-512, up to 8 rows go
-//! to [`crate::few_rows`], which streams each weight once, straight from storage, on every
+//! to `few_rows` (x86-64), which streams each weight once, straight from storage, on every
 //! thread. Otherwise flex hands such a product to gemm on one thread (its threshold is 192³
 //! multiply-adds, and a single row always takes gemm's matrix-vector path, which has no
 //! threads), so half the cores would idle while the weights stream from memory; on a CPU backend
@@ -38,7 +38,7 @@ pub(crate) fn matmul_2d<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Te
     let [b, s, k] = x.dims();
     let n = weight.dims()[1];
     let rows = x.reshape([b * s, k]);
-    #[cfg(feature = "flex")]
+    #[cfg(all(feature = "flex", target_arch = "x86_64"))]
     if let Some(y) = crate::few_rows::matmul(&rows, &weight) {
         return y.reshape([b, s, n]);
     }
