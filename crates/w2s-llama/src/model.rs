@@ -14,7 +14,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
+use w2s_kernels::{attention_probs, rms_norm, swiglu};
 
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
@@ -99,7 +99,7 @@ fn linear<B: Backend>(d_in: usize, d_out: usize, std: f64, device: &B::Device) -
         .init(device)
 }
 
-fn rms_norm<B: Backend>(config: &LlamaConfig, device: &B::Device) -> RmsNorm<B> {
+fn new_norm<B: Backend>(config: &LlamaConfig, device: &B::Device) -> RmsNorm<B> {
     RmsNormConfig::new(config.hidden_size)
         .with_epsilon(config.rms_norm_eps)
         .init(device)
@@ -129,8 +129,8 @@ impl LlamaConfig {
                     up_proj: linear(d, self.intermediate_size, std, device),
                     down_proj: linear(self.intermediate_size, d, std, device),
                 },
-                input_layernorm: rms_norm(self, device),
-                post_attention_layernorm: rms_norm(self, device),
+                input_layernorm: new_norm(self, device),
+                post_attention_layernorm: new_norm(self, device),
             })
             .collect();
         let embed_tokens = EmbeddingConfig::new(self.vocab_size, d)
@@ -141,7 +141,7 @@ impl LlamaConfig {
             model: LlamaModel {
                 embed_tokens,
                 layers,
-                norm: rms_norm(self, device),
+                norm: new_norm(self, device),
             },
             lm_head,
             inv_freq: inverse_frequencies(&self.rope()?, e),
@@ -220,15 +220,14 @@ impl<B: Backend> Attention<B> {
         } else {
             q
         };
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (e as f64).sqrt());
+        let scores = q.matmul(k.swap_dims(2, 3));
         let scores = if grouped {
             scores.reshape([b, h, s, t])
         } else {
             scores
         };
-        let probs = softmax(scores + tables.bias.clone(), 3);
+        let scale = (1.0 / (e as f64).sqrt()) as f32;
+        let probs = attention_probs(scores, tables.bias.clone(), scale);
         let probs = if grouped {
             probs.reshape([b, g, (h / g) * s, t])
         } else {
@@ -241,8 +240,8 @@ impl<B: Backend> Attention<B> {
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(project(&self.gate_proj, x.clone()));
-        project(&self.down_proj, gate * project(&self.up_proj, x))
+        let gate = project(&self.gate_proj, x.clone());
+        project(&self.down_proj, swiglu(gate, project(&self.up_proj, x)))
     }
 }
 
@@ -373,15 +372,20 @@ impl<B: Backend> Llama<B> {
             .enumerate()
         {
             let attn = layer.self_attn.forward(
-                layer.input_layernorm.forward(x.clone()),
+                norm(&layer.input_layernorm, x.clone()),
                 tables,
                 cache.as_deref_mut().map(|c| (c, i)),
             );
             x = x + attn;
-            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+            x = x.clone() + layer.mlp.forward(norm(&layer.post_attention_layernorm, x));
         }
-        Ok(self.model.norm.forward(x))
+        Ok(norm(&self.model.norm, x))
     }
+}
+
+/// `norm.forward(x)`, fused (see `w2s_kernels::rms_norm`).
+fn norm<B: Backend>(norm: &RmsNorm<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    rms_norm(x, norm.gamma.val(), norm.epsilon)
 }
 
 /// Parts for [`crate::weights`] to assemble a model from loaded tensors.

@@ -38,6 +38,7 @@ use burn::tensor::{
 use crate::error::{Error, Result};
 use crate::logprobs::{upcast, SequenceLogprobs};
 use crate::validate::{check_labels, completion_counts, expect_shape, mask_to_host};
+use w2s_kernels::{logsumexp_and_pick, token_logprobs_grad};
 
 /// Tokens per chunk when the caller has no better figure: 256 tokens × 128,256 vocab × 4 bytes
 /// = 131 MB of logits per chunk, the same chunk as TRL's `_CHUNKED_LM_HEAD_CHUNK_SIZE`.
@@ -82,12 +83,9 @@ fn forward_chunks<B: Backend>(
             .clone()
             .slice_dim(0, start..end)
             .matmul(weight_t.clone());
-        let max = logits.clone().max_dim(1);
-        let lse = (logits.clone() - max.clone()).exp().sum_dim(1).log() + max;
-        let labels = labels.clone().slice_dim(0, start..end).unsqueeze_dim(1);
-        let picked = logits.gather(1, labels);
-        logps.push((picked - lse.clone()).squeeze_dim(1));
-        lses.push(lse.squeeze_dim(1));
+        let (logp, lse) = logsumexp_and_pick(logits, labels.clone().slice_dim(0, start..end));
+        logps.push(logp);
+        lses.push(lse);
     }
     (Tensor::cat(logps, 0), Tensor::cat(lses, 0))
 }
@@ -120,13 +118,13 @@ fn backward_chunks<B: Backend>(
     for start in (0..n).step_by(state.chunk_size) {
         let end = (start + state.chunk_size).min(n);
         let h = hidden.clone().slice_dim(0, start..end);
-        let g = grad.clone().slice_dim(0, start..end).unsqueeze_dim::<2>(1);
-        let lse = lse.clone().slice_dim(0, start..end).unsqueeze_dim::<2>(1);
-        let labels = labels.clone().slice_dim(0, start..end).unsqueeze_dim(1);
-        let probs = (h.clone().matmul(weight_t.clone()) - lse).exp();
-        // δ = g·onehot(y) - g·p, built so the label entry is g·(1 - p_y) without cancellation
-        // against a separately added W[y] row.
-        let delta = (probs * g.clone().neg()).scatter(1, labels, g, IndexingUpdateOp::Add);
+        // δ = g·onehot(y) - g·p, with the label entry g·(1 - p_y) from one addition.
+        let delta = token_logprobs_grad(
+            h.clone().matmul(weight_t.clone()),
+            lse.clone().slice_dim(0, start..end),
+            labels.clone().slice_dim(0, start..end),
+            grad.clone().slice_dim(0, start..end),
+        );
         if want_hidden {
             grad_hidden.push(delta.clone().matmul(weight.clone()));
         }

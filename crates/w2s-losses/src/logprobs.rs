@@ -25,6 +25,7 @@ use burn::tensor::{backend::Backend, Bool, DType, FloatDType, Int, Tensor};
 
 use crate::error::Result;
 use crate::validate::{check_labels, completion_counts, expect_shape, mask_to_host};
+use w2s_kernels::token_logprobs;
 
 /// Log-probabilities of a batch of sequences under a completion mask.
 ///
@@ -190,11 +191,8 @@ pub fn sequence_logprobs<B: Backend>(
     let logits = upcast(logits);
     // Out-of-mask labels may be -100 or padding: make them a valid index before the gather.
     let labels = labels.mask_fill(mask.clone().bool_not(), 0);
-    let max = logits.clone().detach().max_dim(2);
-    let lse = (logits.clone() - max.clone()).exp().sum_dim(2).log() + max;
-    let picked = logits.clone().gather(2, labels.unsqueeze_dim(2));
-    let tokens = (picked - lse).squeeze_dim::<2>(2);
-    let logits_mean = logits.detach().mean_dim(2).squeeze_dim(2);
+    let logits_mean = logits.clone().detach().mean_dim(2).squeeze_dim(2);
+    let tokens = token_logprobs(logits.reshape([b * s, v]), labels.reshape([b * s])).reshape([b, s]);
     Ok(SequenceLogprobs::from_tokens(tokens, logits_mean, mask))
 }
 

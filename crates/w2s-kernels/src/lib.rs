@@ -1,0 +1,28 @@
+//! Fused element-wise operations for w2s's model and losses: attention probabilities, RMSNorm,
+//! the SwiGLU gate and per-token log-probs.
+//!
+//! Each is one generic function over `B: Backend` with its gradient. On most backends it is
+//! composed from burn's tensor operations (the `composed` function beside it, which is also the
+//! reference the kernels are tested against). With the `flex` feature, on burn's flex CPU backend
+//! and on flex under `Autodiff`, it runs as one threaded, vectorised pass forward and one
+//! backward, as a custom autodiff operation.
+//!
+//! Why: flex runs each element-wise operation on the calling thread, one full pass over memory
+//! at a time, while the rayon pool that runs its matrix products waits. A training step of a
+//! small Llama on 2 cores spent about 60% of its wall time there (README, "Where the time goes
+//! on CPU"); these four operations are most of that work.
+
+pub mod attention_probs;
+pub mod rms_norm;
+pub mod swiglu;
+pub mod token_logprobs;
+
+#[cfg(feature = "flex")]
+mod route;
+#[cfg(feature = "flex")]
+mod vector;
+
+pub use attention_probs::attention_probs;
+pub use rms_norm::rms_norm;
+pub use swiglu::swiglu;
+pub use token_logprobs::{logsumexp_and_pick, token_logprobs, token_logprobs_grad};

@@ -1,0 +1,222 @@
+//! Every fused operation equals its composition from burn's operations, in value and in gradient,
+//! on flex (the kernels) and on flex under autodiff (the custom backward), for random shapes.
+
+#![cfg(feature = "flex")]
+
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::{Distribution, Int};
+use proptest::prelude::*;
+use w2s_kernels::{
+    attention_probs, logsumexp_and_pick, rms_norm, swiglu, token_logprobs, token_logprobs_grad,
+};
+
+type Ad = Autodiff<Flex>;
+
+fn random<B: Backend, const D: usize>(shape: [usize; D], scale: f64, seed: u64) -> Tensor<B, D> {
+    B::seed(&Default::default(), seed);
+    Tensor::random(shape, Distribution::Normal(0.0, scale), &Default::default())
+}
+
+/// Largest `|a - b| / (tol_abs + |b|)`-style excess: fails when an element differs by more than
+/// `1e-5 · (1 + |b|)`.
+fn assert_close<const D: usize>(what: &str, a: Tensor<Flex, D>, b: Tensor<Flex, D>) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shapes");
+    let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+            "{what}: element {i} is {x}, composed gives {y}"
+        );
+    }
+}
+
+/// Value and the gradients of `Σ out ⊙ w` with respect to `inputs`, for `op` on [`Ad`].
+fn value_and_grads<const D: usize, const N: usize>(
+    inputs: [Tensor<Flex, D>; N],
+    weights: Tensor<Flex, D>,
+    op: impl FnOnce([Tensor<Ad, D>; N]) -> Tensor<Ad, D>,
+) -> (Tensor<Flex, D>, Vec<Tensor<Flex, D>>) {
+    let tracked = inputs.map(|t| Tensor::<Ad, D>::from_inner(t).require_grad());
+    let out = op(tracked.clone());
+    let grads = (out.clone() * Tensor::from_inner(weights)).sum().backward();
+    let grads = tracked
+        .iter()
+        .map(|t| t.grad(&grads).expect("every input gets a gradient"))
+        .collect();
+    (out.inner(), grads)
+}
+
+fn check_op<const D: usize, const N: usize>(
+    what: &str,
+    inputs: [Tensor<Flex, D>; N],
+    weights: Tensor<Flex, D>,
+    fused: impl Fn([Tensor<Ad, D>; N]) -> Tensor<Ad, D>,
+    composed: impl Fn([Tensor<Ad, D>; N]) -> Tensor<Ad, D>,
+) {
+    let (want, want_grads) = value_and_grads(inputs.clone(), weights.clone(), composed);
+    let (got, got_grads) = value_and_grads(inputs, weights, fused);
+    assert_close(&format!("{what} value"), got, want);
+    for (i, (g, w)) in got_grads.into_iter().zip(want_grads).enumerate() {
+        assert_close(&format!("{what} gradient {i}"), g, w);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn attention_probs_equal_softmax_of_scaled_scores_plus_bias(
+        b in 1usize..3, h in 1usize..4, s in 1usize..20, t in 1usize..40, seed in 0u64..1000,
+    ) {
+        let scores = random::<Flex, 4>([b, h, s, t], 3.0, seed);
+        // A mask: a third of the entries far below any score, as the model's bias.
+        let bias = random::<Flex, 4>([b, h, s, t], 1.0, seed + 1)
+            .greater_elem(0.5)
+            .float()
+            .mul_scalar(-1e9);
+        let scale = 0.125;
+        let weights = random::<Flex, 4>([b, h, s, t], 1.0, seed + 2);
+        let plain = attention_probs(scores.clone(), bias.clone(), scale);
+        assert_close(
+            "flex",
+            plain,
+            w2s_kernels::attention_probs::composed(scores.clone(), bias.clone(), scale),
+        );
+        let bias_ad = Tensor::<Ad, 4>::from_inner(bias);
+        check_op(
+            "attention probs",
+            [scores],
+            weights,
+            |[x]| attention_probs(x, bias_ad.clone(), scale),
+            |[x]| w2s_kernels::attention_probs::composed(x, bias_ad.clone(), scale),
+        );
+    }
+
+    #[test]
+    fn rms_norm_equals_burns_rms_norm(
+        rows in 1usize..70, d in 1usize..100, seed in 0u64..1000,
+    ) {
+        let x = random::<Flex, 3>([1, rows, d], 2.0, seed);
+        let gamma = random::<Flex, 1>([d], 1.0, seed + 1).add_scalar(1.0);
+        let weights = random::<Flex, 3>([1, rows, d], 1.0, seed + 2);
+        assert_close(
+            "flex",
+            rms_norm(x.clone(), gamma.clone(), 1e-5),
+            w2s_kernels::rms_norm::composed(x.clone(), gamma.clone(), 1e-5),
+        );
+        // γ's gradient too: it is a parameter.
+        let gamma_ad = Tensor::<Ad, 1>::from_inner(gamma.clone()).require_grad();
+        let run = |fused: bool| {
+            let x = Tensor::<Ad, 3>::from_inner(x.clone()).require_grad();
+            let y = if fused {
+                rms_norm(x.clone(), gamma_ad.clone(), 1e-5)
+            } else {
+                w2s_kernels::rms_norm::composed(x.clone(), gamma_ad.clone(), 1e-5)
+            };
+            let grads = (y.clone() * Tensor::from_inner(weights.clone())).sum().backward();
+            (y.inner(), x.grad(&grads).unwrap(), gamma_ad.grad(&grads).unwrap())
+        };
+        let ((y, dx, dg), (y0, dx0, dg0)) = (run(true), run(false));
+        assert_close("rms value", y, y0);
+        assert_close("rms ∂x", dx, dx0);
+        assert_close("rms ∂γ", dg, dg0);
+    }
+
+    #[test]
+    fn swiglu_equals_silu_times_up(
+        rows in 1usize..50, n in 1usize..300, seed in 0u64..1000,
+    ) {
+        let gate = random::<Flex, 2>([rows, n], 4.0, seed);
+        let up = random::<Flex, 2>([rows, n], 1.0, seed + 1);
+        let weights = random::<Flex, 2>([rows, n], 1.0, seed + 2);
+        assert_close(
+            "flex",
+            swiglu(gate.clone(), up.clone()),
+            w2s_kernels::swiglu::composed(gate.clone(), up.clone()),
+        );
+        check_op(
+            "swiglu",
+            [gate, up],
+            weights,
+            |[g, u]| swiglu(g, u),
+            |[g, u]| w2s_kernels::swiglu::composed(g, u),
+        );
+    }
+
+    #[test]
+    fn token_logprobs_equal_gathered_log_softmax(
+        n in 1usize..40, v in 1usize..700, seed in 0u64..1000,
+    ) {
+        let logits = random::<Flex, 2>([n, v], 5.0, seed);
+        let labels: Vec<i64> = (0..n as i64).map(|i| (i * 7919 + seed as i64) % v as i64).collect();
+        let labels_of = |device| Tensor::<Flex, 1, Int>::from_data(labels.as_slice(), device);
+        let dev = Default::default();
+        let want = burn::tensor::activation::log_softmax(logits.clone(), 1)
+            .gather(1, labels_of(&dev).unsqueeze_dim(1))
+            .squeeze_dim::<1>(1);
+        assert_close("flex", token_logprobs(logits.clone(), labels_of(&dev)), want.clone());
+        let (logp, lse) = logsumexp_and_pick(logits.clone(), labels_of(&dev));
+        assert_close("logsumexp_and_pick", logp, want);
+
+        // Gradient: the tracked op, the no-autodiff gradient and autodiff through log_softmax.
+        let g = random::<Flex, 1>([n], 1.0, seed + 3);
+        let x = Tensor::<Ad, 2>::from_inner(logits.clone()).require_grad();
+        let labels_ad = Tensor::<Ad, 1, Int>::from_inner(labels_of(&dev));
+        let grads = (token_logprobs(x.clone(), labels_ad.clone()) * Tensor::from_inner(g.clone()))
+            .sum()
+            .backward();
+        let tracked = x.grad(&grads).unwrap();
+        let x0 = Tensor::<Ad, 2>::from_inner(logits.clone()).require_grad();
+        let grads0 = (burn::tensor::activation::log_softmax(x0.clone(), 1)
+            .gather(1, labels_ad.unsqueeze_dim(1))
+            .squeeze_dim::<1>(1)
+            * Tensor::from_inner(g.clone()))
+        .sum()
+        .backward();
+        let want = x0.grad(&grads0).unwrap();
+        assert_close("tracked gradient", tracked, want.clone());
+        assert_close(
+            "token_logprobs_grad",
+            token_logprobs_grad(logits, lse, labels_of(&dev), g),
+            want,
+        );
+    }
+}
+
+/// Large logits stay finite and exact where the composition would be: the maximum is subtracted.
+#[test]
+fn token_logprobs_of_huge_logits_are_finite() {
+    let dev = Default::default();
+    let logits = Tensor::<Flex, 2>::from_data([[1e4f32, 0.0, -1e4], [-1e30, 5.0, 5.0]], &dev);
+    let labels = Tensor::<Flex, 1, Int>::from_data([1i64, 2], &dev);
+    let logp = token_logprobs(logits, labels).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(logp[0], -1e4);
+    assert!((logp[1] - -std::f32::consts::LN_2).abs() < 1e-6, "{}", logp[1]);
+}
+
+/// A gradient flows through the fused ops alongside other uses of the same input (a residual),
+/// and repeated calls give identical results (the kernels' reductions do not depend on timing).
+#[test]
+fn rms_norm_gradients_add_to_other_uses_and_repeat_exactly() {
+    let x = random::<Flex, 2>([300, 64], 1.0, 7);
+    let gamma = random::<Flex, 1>([64], 1.0, 8);
+    let run = |fused: bool| {
+        let x = Tensor::<Ad, 2>::from_inner(x.clone()).require_grad();
+        let gamma = Tensor::<Ad, 1>::from_inner(gamma.clone()).require_grad();
+        let y = if fused {
+            rms_norm(x.clone(), gamma.clone(), 1e-6)
+        } else {
+            w2s_kernels::rms_norm::composed(x.clone(), gamma.clone(), 1e-6)
+        };
+        let grads = (x.clone() + y).powf_scalar(2.0).sum().backward();
+        (x.grad(&grads).unwrap(), gamma.grad(&grads).unwrap())
+    };
+    let (dx, dg) = run(true);
+    let (dx0, dg0) = run(false);
+    assert_close("∂x", dx.clone(), dx0);
+    assert_close("∂γ", dg.clone(), dg0);
+    let (dx1, dg1) = run(true);
+    assert_eq!(dx.into_data(), dx1.into_data());
+    assert_eq!(dg.into_data(), dg1.into_data());
+}
