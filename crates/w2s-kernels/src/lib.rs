@@ -1,5 +1,5 @@
 //! Fused element-wise operations for w2s's model and losses: attention probabilities, RMSNorm,
-//! the SwiGLU gate and per-token log-probs.
+//! rotary position embeddings, the SwiGLU gate and per-token log-probs.
 //!
 //! Each is one generic function over `B: Backend` with its gradient. On most backends it is
 //! composed from burn's tensor operations (the `composed` function beside it, which is also the
@@ -10,10 +10,11 @@
 //! Why: flex runs each element-wise operation on the calling thread, one full pass over memory
 //! at a time, while the rayon pool that runs its matrix products waits. A training step of a
 //! small Llama on 2 cores spent about 60% of its wall time there (README, "Where the time goes
-//! on CPU"); these four operations are most of that work.
+//! on CPU"); these five operations are most of that work.
 
 pub mod attention_probs;
 pub mod rms_norm;
+pub mod rope;
 pub mod swiglu;
 pub mod token_logprobs;
 
@@ -24,5 +25,6 @@ mod vector;
 
 pub use attention_probs::attention_probs;
 pub use rms_norm::rms_norm;
+pub use rope::rope;
 pub use swiglu::swiglu;
 pub use token_logprobs::{logsumexp_and_pick, token_logprobs, token_logprobs_grad};

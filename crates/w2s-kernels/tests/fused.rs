@@ -8,7 +8,8 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Int};
 use proptest::prelude::*;
 use w2s_kernels::{
-    attention_probs, logsumexp_and_pick, rms_norm, swiglu, token_logprobs, token_logprobs_grad,
+    attention_probs, logsumexp_and_pick, rms_norm, rope, swiglu, token_logprobs,
+    token_logprobs_grad,
 };
 
 type Ad = Autodiff<Flex>;
@@ -121,6 +122,31 @@ proptest! {
         assert_close("rms value", y, y0);
         assert_close("rms ∂x", dx, dx0);
         assert_close("rms ∂γ", dg, dg0);
+    }
+
+    #[test]
+    fn rope_equals_rotate_half_then_heads_forward(
+        b in 1usize..3, s in 1usize..12, n in 1usize..5, half in 1usize..20, seed in 0u64..1000,
+    ) {
+        let shape = [b, s, n, 2 * half];
+        let x = random::<Flex, 4>(shape, 1.0, seed);
+        // Any tables: the kernel must follow the composition for every value, both halves.
+        let cos = random::<Flex, 4>(shape, 1.0, seed + 1);
+        let sin = random::<Flex, 4>(shape, 1.0, seed + 2);
+        let weights = random::<Flex, 4>([b, n, s, 2 * half], 1.0, seed + 3);
+        assert_close(
+            "flex",
+            rope(x.clone(), cos.clone(), sin.clone()),
+            w2s_kernels::rope::composed(x.clone(), cos.clone(), sin.clone()),
+        );
+        let (cos, sin) = (Tensor::<Ad, 4>::from_inner(cos), Tensor::<Ad, 4>::from_inner(sin));
+        check_op(
+            "rope",
+            [x],
+            weights,
+            |[x]| rope(x, cos.clone(), sin.clone()),
+            |[x]| w2s_kernels::rope::composed(x, cos.clone(), sin.clone()),
+        );
     }
 
     #[test]

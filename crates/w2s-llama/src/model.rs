@@ -193,17 +193,14 @@ impl<B: Backend> Attention<B> {
     ) -> Tensor<B, 3> {
         let [b, s, _] = x.dims();
         let (h, g, e) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        // Projections are rotated in their own `[b, s, heads, e]` layout, then the heads axis is
-        // moved forward as a view: the batched matmuls read strided operands, so no copy is made.
+        // Projections are rotated from their own `[b, s, heads, e]` layout into `[b, heads, s, e]`
+        // (one fused pass on flex); V's heads axis moves forward as a view, which the batched
+        // matmul reads strided.
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]);
         let q = tables
             .query
-            .apply(heads(project(&self.q_proj, x.clone()), h))
-            .swap_dims(1, 2);
-        let k = tables
-            .key
-            .apply(heads(project(&self.k_proj, x.clone()), g))
-            .swap_dims(1, 2);
+            .apply(heads(project(&self.q_proj, x.clone()), h));
+        let k = tables.key.apply(heads(project(&self.k_proj, x.clone()), g));
         let v = heads(project(&self.v_proj, x), g).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.extend(layer, k, v),

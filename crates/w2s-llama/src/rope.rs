@@ -51,19 +51,14 @@ pub fn inverse_frequencies(rope: &RopeConfig, head_dim: usize) -> Vec<f32> {
 }
 
 /// Cosine and sine tables for given positions, each `[b, s, heads, head_dim]`: the layout of the
-/// projections themselves, so rotating needs no transpose and no broadcast (CPU backends run
-/// both through a slow strided path, in every layer and again backward). `rotate_half` is a product
-/// with a fixed signed permutation matrix rather than slices and a concatenation, which on CPU
-/// backends cost strided copies forward and backward (exact all the same: every output element
-/// is one input element, possibly negated).
+/// projections themselves, so the composed path (`w2s_kernels::rope::composed`, on backends
+/// without the fused kernel) rotates without a transpose or a broadcast.
 #[derive(Clone)]
 pub struct RopeTables<B: Backend> {
     /// `cos(position * freq)`, the frequencies repeated twice along the last axis.
     pub cos: Tensor<B, 4>,
     /// `sin(position * freq)`, laid out like `cos`.
     pub sin: Tensor<B, 4>,
-    /// `[head_dim, head_dim]`: `x.matmul(rotation)` is HF's `rotate_half(x)`.
-    rotation: Tensor<B, 2>,
 }
 
 impl<B: Backend> RopeTables<B> {
@@ -76,8 +71,7 @@ impl<B: Backend> RopeTables<B> {
     ) -> Self {
         let batch = positions.len();
         let seq = positions.first().map_or(0, Vec::len);
-        let half = inv_freq.len();
-        let head_dim = 2 * half;
+        let head_dim = 2 * inv_freq.len();
         let mut cos = Vec::with_capacity(batch * seq * heads * head_dim);
         let mut sin = Vec::with_capacity(batch * seq * heads * head_dim);
         for row in positions {
@@ -95,30 +89,17 @@ impl<B: Backend> RopeTables<B> {
                 }
             }
         }
-        // rotate_half(x) = [-x[half..], x[..half]]: column j < half reads -x[j + half], column
-        // j >= half reads x[j - half].
-        let mut rotation = vec![0.0f32; head_dim * head_dim];
-        for j in 0..half {
-            rotation[(j + half) * head_dim + j] = -1.0;
-            rotation[j * head_dim + j + half] = 1.0;
-        }
         let shape = [batch, seq, heads, head_dim];
         Self {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
             sin: Tensor::from_data(TensorData::new(sin, shape), device),
-            rotation: Tensor::from_data(TensorData::new(rotation, [head_dim, head_dim]), device),
         }
     }
 
-    /// Rotates `x` (`[b, s, heads, head_dim]`): `x * cos + rotate_half(x) * sin`.
+    /// Rotates `x` (`[b, s, heads, head_dim]`, `x * cos + rotate_half(x) * sin`) and moves the
+    /// heads forward: `[b, heads, s, head_dim]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, s, h, d] = x.dims();
-        let rotated = x
-            .clone()
-            .reshape([b * s * h, d])
-            .matmul(self.rotation.clone())
-            .reshape([b, s, h, d]);
-        x * self.cos.clone() + rotated * self.sin.clone()
+        w2s_kernels::rope(x, self.cos.clone(), self.sin.clone())
     }
 }
 
