@@ -1,5 +1,6 @@
-//! Fused element-wise operations for w2s's model and losses: attention probabilities, RMSNorm,
-//! rotary position embeddings, the SwiGLU gate and per-token log-probs.
+//! Fused element-wise operations for w2s's model and losses (attention probabilities, RMSNorm,
+//! rotary position embeddings, the SwiGLU gate, per-token log-probs) and 2-D matrix products
+//! without flex's extra output passes.
 //!
 //! Each is one generic function over `B: Backend` with its gradient. On most backends it is
 //! composed from burn's tensor operations (the `composed` function beside it, which is also the
@@ -10,9 +11,11 @@
 //! Why: flex runs each element-wise operation on the calling thread, one full pass over memory
 //! at a time, while the rayon pool that runs its matrix products waits. A training step of a
 //! small Llama on 2 cores spent about 60% of its wall time there (README, "Where the time goes
-//! on CPU"); these five operations are most of that work.
+//! on CPU"); these five operations were most of that work, and zero-filling and realigning
+//! every product's output most of the rest.
 
 pub mod attention_probs;
+pub mod matmul;
 pub mod rms_norm;
 pub mod rope;
 pub mod swiglu;
@@ -24,6 +27,7 @@ mod route;
 mod vector;
 
 pub use attention_probs::attention_probs;
+pub use matmul::matmul;
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;

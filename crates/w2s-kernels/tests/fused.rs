@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Int};
 use proptest::prelude::*;
 use w2s_kernels::{
-    attention_probs, logsumexp_and_pick, rms_norm, rope, swiglu, token_logprobs,
+    attention_probs, logsumexp_and_pick, matmul, rms_norm, rope, swiglu, token_logprobs,
     token_logprobs_grad,
 };
 
@@ -150,6 +150,34 @@ proptest! {
     }
 
     #[test]
+    fn matmul_equals_burns_for_views_of_any_layout(
+        m in 1usize..40, k in 0usize..30, n in 1usize..40, seed in 0u64..1000,
+        transposed in any::<bool>(), sliced in any::<bool>(),
+    ) {
+        // The weight as stored `[k, n]`, as the transpose of a stored `[n, k]` (the tied lm_head),
+        // or as a column slice of a wider matrix.
+        let weight = |backend_seed| -> Tensor<Flex, 2> {
+            match (transposed, sliced) {
+                (true, _) => random::<Flex, 2>([n, k], 1.0, backend_seed).transpose(),
+                (false, true) => random::<Flex, 2>([k, n + 3], 1.0, backend_seed)
+                    .slice_dim(1, 2..n + 2),
+                (false, false) => random::<Flex, 2>([k, n], 1.0, backend_seed),
+            }
+        };
+        let x = random::<Flex, 2>([m, k], 1.0, seed);
+        let w = weight(seed + 1);
+        let weights = random::<Flex, 2>([m, n], 1.0, seed + 2);
+        assert_close("flex", matmul(x.clone(), w.clone()), x.clone().matmul(w.clone()));
+        check_op(
+            "matmul",
+            [x, w],
+            weights,
+            |[x, w]| matmul(x, w),
+            |[x, w]| x.matmul(w),
+        );
+    }
+
+    #[test]
     fn swiglu_equals_silu_times_up(
         rows in 1usize..50, n in 1usize..300, seed in 0u64..1000,
     ) {
@@ -245,4 +273,19 @@ fn rms_norm_gradients_add_to_other_uses_and_repeat_exactly() {
     let (dx1, dg1) = run(true);
     assert_eq!(dx.into_data(), dx1.into_data());
     assert_eq!(dg.into_data(), dg1.into_data());
+}
+
+/// A product large enough for gemm to split across threads, with a transposed operand.
+#[test]
+fn threaded_matmul_equals_burns() {
+    let x = random::<Flex, 2>([256, 200], 1.0, 11);
+    let w = random::<Flex, 2>([160, 200], 1.0, 12).transpose();
+    let weights = random::<Flex, 2>([256, 160], 1.0, 13);
+    check_op(
+        "threaded matmul",
+        [x, w],
+        weights,
+        |[x, w]| matmul(x, w),
+        |[x, w]| x.matmul(w),
+    );
 }

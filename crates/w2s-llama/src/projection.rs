@@ -46,7 +46,7 @@ pub(crate) fn matmul_2d<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Te
     let y = if blocks > 1 {
         by_column_blocks(rows, weight, blocks)
     } else {
-        rows.matmul(weight)
+        w2s_kernels::matmul(rows, weight)
     };
     y.reshape([b, s, n])
 }

@@ -38,7 +38,7 @@ use burn::tensor::{
 use crate::error::{Error, Result};
 use crate::logprobs::{upcast, SequenceLogprobs};
 use crate::validate::{check_labels, completion_counts, expect_shape, mask_to_host};
-use w2s_kernels::{logsumexp_and_pick, token_logprobs_grad};
+use w2s_kernels::{logsumexp_and_pick, matmul, token_logprobs_grad};
 
 /// Tokens per chunk when the caller has no better figure: 256 tokens × 128,256 vocab × 4 bytes
 /// = 131 MB of logits per chunk, the same chunk as TRL's `_CHUNKED_LM_HEAD_CHUNK_SIZE`.
@@ -79,10 +79,7 @@ fn forward_chunks<B: Backend>(
     let (mut logps, mut lses) = (Vec::new(), Vec::new());
     for start in (0..n).step_by(chunk_size) {
         let end = (start + chunk_size).min(n);
-        let logits = hidden
-            .clone()
-            .slice_dim(0, start..end)
-            .matmul(weight_t.clone());
+        let logits = matmul(hidden.clone().slice_dim(0, start..end), weight_t.clone());
         let (logp, lse) = logsumexp_and_pick(logits, labels.clone().slice_dim(0, start..end));
         logps.push(logp);
         lses.push(lse);
@@ -120,15 +117,15 @@ fn backward_chunks<B: Backend>(
         let h = hidden.clone().slice_dim(0, start..end);
         // δ = g·onehot(y) - g·p, with the label entry g·(1 - p_y) from one addition.
         let delta = token_logprobs_grad(
-            h.clone().matmul(weight_t.clone()),
+            matmul(h.clone(), weight_t.clone()),
             lse.clone().slice_dim(0, start..end),
             labels.clone().slice_dim(0, start..end),
             grad.clone().slice_dim(0, start..end),
         );
         if want_hidden {
-            grad_hidden.push(delta.clone().matmul(weight.clone()));
+            grad_hidden.push(matmul(delta.clone(), weight.clone()));
         }
-        grad_weight = grad_weight.map(|acc| acc + delta.transpose().matmul(h));
+        grad_weight = grad_weight.map(|acc| acc + matmul(delta.transpose(), h));
     }
     let grad_hidden = want_hidden.then(|| Tensor::cat(grad_hidden, 0));
     (grad_hidden, grad_weight)
