@@ -27,7 +27,7 @@ mod route;
 mod vector;
 
 pub use attention_probs::attention_probs;
-pub use matmul::matmul;
+pub use matmul::{matmul, matmul_accumulate};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;

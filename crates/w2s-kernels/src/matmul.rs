@@ -34,6 +34,31 @@ pub fn matmul<B: Backend>(lhs: Tensor<B, 2>, rhs: Tensor<B, 2>) -> Tensor<B, 2> 
     lhs.matmul(rhs)
 }
 
+/// `acc + lhs · rhs`, for sums of products such as a weight gradient built chunk by chunk. On
+/// flex gemm adds into `acc`'s own buffer (when nothing else holds it), so the sum costs no pass
+/// and no allocation of its own. Elsewhere (autodiff included) it is `acc + lhs.matmul(rhs)`.
+///
+/// # Shapes
+/// - `acc`: `[m, n]`, `lhs`: `[m, k]`, `rhs`: `[k, n]`
+/// - output: `[m, n]`
+pub fn matmul_accumulate<B: Backend>(
+    acc: Tensor<B, 2>,
+    lhs: Tensor<B, 2>,
+    rhs: Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    #[cfg(feature = "flex")]
+    if lhs.dims()[1] == rhs.dims()[0] && acc.dims() == [lhs.dims()[0], rhs.dims()[1]] {
+        use crate::route::{give, route, take, Route};
+        use burn_flex::FlexTensor;
+        if let Route::Flex = route::<B>(&[acc.dtype(), lhs.dtype(), rhs.dtype()]) {
+            let (lhs, rhs): (FlexTensor, FlexTensor) = (take(lhs), take(rhs));
+            let (lhs, rhs) = (kernels::View::of(&lhs), kernels::View::of(&rhs));
+            return give(kernels::accumulate(take(acc), lhs, rhs));
+        }
+    }
+    acc + lhs.matmul(rhs)
+}
+
 #[cfg(feature = "flex")]
 mod kernels {
     use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::NoCheckpointing};
@@ -41,7 +66,7 @@ mod kernels {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn_flex::{Flex, FlexTensor};
 
-    use crate::route::{tensor, TrackedTensor};
+    use crate::route::{owned, tensor, values_mut, TrackedTensor};
 
     /// Below this many multiply-adds gemm runs on the calling thread (flex's threshold).
     const THREADED_FROM: usize = 192 * 192 * 192;
@@ -96,51 +121,87 @@ mod kernels {
         }
     }
 
-    /// `lhs · rhs` as a new contiguous `[m, n]` tensor.
-    pub(super) fn product(lhs: View, rhs: View) -> FlexTensor {
+    /// Checks that `lhs · rhs` is defined and both views lie inside their storage: `(m, k, n)`.
+    fn dims(lhs: &View, rhs: &View) -> (usize, usize, usize) {
         let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
         assert!(
             rhs.rows == k && lhs.in_bounds() && rhs.in_bounds(),
             "matmul: operands [{m}, {k}] and [{}, {n}] do not fit their storage",
             rhs.rows
         );
-        if k == 0 {
-            return tensor(vec![0.0; m * n], [m, n]);
-        }
-        let mut out: Vec<f32> = Vec::with_capacity(m * n);
+        (m, k, n)
+    }
+
+    /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, for a row-major `[m, n]` `dst`.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of `m * n` elements, and for reads of them when
+    /// `accumulate`; `k > 0`.
+    unsafe fn gemm_into(dst: *mut f32, lhs: View, rhs: View, accumulate: bool) {
+        let (m, k, n) = dims(&lhs, &rhs);
         let parallelism = if m * n * k >= THREADED_FROM {
             gemm::Parallelism::Rayon(0)
         } else {
             gemm::Parallelism::None
         };
-        // SAFETY: both operands were checked to lie inside their storage; `out` has room for the
-        // m x n row-major result, which gemm writes in full (`read_dst` false, k > 0) before
-        // `set_len` exposes it.
+        // SAFETY: both operands lie inside their storage (checked by `dims`); `dst` as the
+        // caller promises. With `accumulate` false gemm writes every element without reading.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                out.as_mut_ptr(),
+                dst,
                 1,
                 n as isize,
-                false,
+                accumulate,
                 lhs.data.as_ptr().add(lhs.start),
                 lhs.col_stride,
                 lhs.row_stride,
                 rhs.data.as_ptr().add(rhs.start),
                 rhs.col_stride,
                 rhs.row_stride,
-                0.0,
+                1.0,
                 1.0,
                 false,
                 false,
                 false,
                 parallelism,
             );
+        }
+    }
+
+    /// `lhs · rhs` as a new contiguous `[m, n]` tensor.
+    pub(super) fn product(lhs: View, rhs: View) -> FlexTensor {
+        let (m, k, n) = dims(&lhs, &rhs);
+        if k == 0 {
+            return tensor(vec![0.0; m * n], [m, n]);
+        }
+        let mut out: Vec<f32> = Vec::with_capacity(m * n);
+        // SAFETY: `out` has room for m * n elements, which gemm writes in full (k > 0) before
+        // `set_len` exposes them.
+        unsafe {
+            gemm_into(out.as_mut_ptr(), lhs, rhs, false);
             out.set_len(m * n);
         }
         tensor(out, [m, n])
+    }
+
+    /// `acc + lhs · rhs`, added into `acc`'s buffer when nothing else holds it.
+    pub(super) fn accumulate(acc: FlexTensor, lhs: View, rhs: View) -> FlexTensor {
+        let (m, k, n) = dims(&lhs, &rhs);
+        let shape = acc.layout().shape();
+        assert!(
+            shape[0] == m && shape[1] == n,
+            "matmul_accumulate: accumulator {shape:?} for a [{m}, {n}] product"
+        );
+        let mut acc = owned(acc);
+        if k > 0 {
+            let dst = values_mut(&mut acc);
+            // SAFETY: `dst` holds exactly the m * n elements of a contiguous accumulator.
+            unsafe { gemm_into(dst.as_mut_ptr(), lhs, rhs, true) };
+        }
+        acc
     }
 
     #[derive(Debug)]

@@ -289,3 +289,20 @@ fn threaded_matmul_equals_burns() {
         |[x, w]| x.matmul(w),
     );
 }
+
+/// Accumulating products equals adding them, and an accumulator held elsewhere is left alone.
+#[test]
+fn matmul_accumulate_adds_without_touching_shared_accumulators() {
+    let acc = random::<Flex, 2>([64, 48], 1.0, 21);
+    let kept = acc.clone();
+    let before = kept.to_data();
+    let (x, w) = (random::<Flex, 2>([64, 30], 1.0, 22), random::<Flex, 2>([48, 30], 1.0, 23));
+    let want = acc.clone() + x.clone().matmul(w.clone().transpose());
+    let got = w2s_kernels::matmul_accumulate(acc, x.clone(), w.clone().transpose());
+    assert_close("shared accumulator", got, want.clone());
+    assert_eq!(kept.to_data(), before);
+    // Owned: added in place, same result.
+    let acc = random::<Flex, 2>([64, 48], 1.0, 21);
+    let got = w2s_kernels::matmul_accumulate(acc, x, w.transpose());
+    assert_close("owned accumulator", got, want);
+}

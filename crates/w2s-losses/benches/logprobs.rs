@@ -59,14 +59,12 @@ fn step(x: &Inputs, chunked: bool) -> f32 {
             DEFAULT_CHUNK_SIZE,
         )
     } else {
-        // The lm_head as the model applies it: one 2-D product over all positions (a 3-D
-        // product with a broadcast weight makes burn copy the weight, and sum a `[b, d, v]`
-        // gradient over the batch in backward).
+        // The lm_head as the model applies it: one 2-D product over all positions, through
+        // `w2s_kernels::matmul` (a 3-D product with a broadcast weight makes burn copy the
+        // weight, and sum a `[b, d, v]` gradient over the batch in backward).
         let [b, s, d] = hidden.dims();
         let v = weight.dims()[0];
-        let logits = hidden
-            .reshape([b * s, d])
-            .matmul(weight.transpose())
+        let logits = w2s_kernels::matmul(hidden.reshape([b * s, d]), weight.transpose())
             .reshape([b, s, v]);
         sequence_logprobs(logits, x.labels.clone(), x.mask.clone())
     };

@@ -38,7 +38,7 @@ use burn::tensor::{
 use crate::error::{Error, Result};
 use crate::logprobs::{upcast, SequenceLogprobs};
 use crate::validate::{check_labels, completion_counts, expect_shape, mask_to_host};
-use w2s_kernels::{logsumexp_and_pick, matmul, token_logprobs_grad};
+use w2s_kernels::{logsumexp_and_pick, matmul, matmul_accumulate, token_logprobs_grad};
 
 /// Tokens per chunk when the caller has no better figure: 256 tokens × 128,256 vocab × 4 bytes
 /// = 131 MB of logits per chunk, the same chunk as TRL's `_CHUNKED_LM_HEAD_CHUNK_SIZE`.
@@ -125,7 +125,7 @@ fn backward_chunks<B: Backend>(
         if want_hidden {
             grad_hidden.push(matmul(delta.clone(), weight.clone()));
         }
-        grad_weight = grad_weight.map(|acc| acc + matmul(delta.transpose(), h));
+        grad_weight = grad_weight.map(|acc| matmul_accumulate(acc, delta.transpose(), h));
     }
     let grad_hidden = want_hidden.then(|| Tensor::cat(grad_hidden, 0));
     (grad_hidden, grad_weight)
