@@ -116,7 +116,9 @@ mod kernels {
             let reach = |stride: isize, len: usize| stride.unsigned_abs() * (len - 1);
             self.row_stride >= 0
                 && self.col_stride >= 0
-                && self.start + reach(self.row_stride, self.rows) + reach(self.col_stride, self.cols)
+                && self.start
+                    + reach(self.row_stride, self.rows)
+                    + reach(self.col_stride, self.cols)
                     < self.data.len()
         }
     }

@@ -104,10 +104,19 @@ mod tests {
     #[test]
     fn flex_and_tracked_flex_take_the_kernels_and_other_dtypes_do_not() {
         assert!(matches!(route::<Flex>(&[DType::F32]), Route::Flex));
-        assert!(matches!(route::<Tracked>(&[DType::F32, DType::F32]), Route::Tracked));
-        assert!(matches!(route::<Flex>(&[DType::F32, DType::BF16]), Route::Composed));
+        assert!(matches!(
+            route::<Tracked>(&[DType::F32, DType::F32]),
+            Route::Tracked
+        ));
+        assert!(matches!(
+            route::<Flex>(&[DType::F32, DType::BF16]),
+            Route::Composed
+        ));
         type Checkpointed =
             Autodiff<Flex, burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing>;
-        assert!(matches!(route::<Checkpointed>(&[DType::F32]), Route::Composed));
+        assert!(matches!(
+            route::<Checkpointed>(&[DType::F32]),
+            Route::Composed
+        ));
     }
 }

@@ -98,9 +98,14 @@ mod kernels {
             let g = values(&grad);
             let (mut da, mut du) = (owned(gate), owned(up));
             let n = row_len(&da);
-            par_row_pairs(values_mut(&mut da), values_mut(&mut du), n, |first, da, du| {
-                backward_rows(&g[first * n..first * n + da.len()], da, du);
-            });
+            par_row_pairs(
+                values_mut(&mut da),
+                values_mut(&mut du),
+                n,
+                |first, da, du| {
+                    backward_rows(&g[first * n..first * n + da.len()], da, du);
+                },
+            );
             if let Some(node) = gate_node {
                 grads.register::<Flex>(node.id, da);
             }

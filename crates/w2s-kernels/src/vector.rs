@@ -59,7 +59,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // 2^k as two factors, each a normal float for k in [-126, 128].
     let k = k as i32;
@@ -263,7 +263,10 @@ mod tests {
         ];
         let mut out = [1.0; 7];
         exp_all(&input, &mut out);
-        assert_eq!(&out[..6], &[0.0, 0.0, 0.0, 1.0, f32::INFINITY, f32::INFINITY]);
+        assert_eq!(
+            &out[..6],
+            &[0.0, 0.0, 0.0, 1.0, f32::INFINITY, f32::INFINITY]
+        );
         assert!(out[6].is_nan());
     }
 
@@ -273,7 +276,10 @@ mod tests {
             let a: Vec<f32> = (0..n).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 13) % 7) as f32 * 0.5).collect();
             assert_eq!(sum(&a), a.iter().sum::<f32>());
-            assert_eq!(dot(&a, &b), a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>());
+            assert_eq!(
+                dot(&a, &b),
+                a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
+            );
             assert_eq!(max(&a), a.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)));
         }
     }

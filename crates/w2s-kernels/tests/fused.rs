@@ -23,7 +23,10 @@ fn random<B: Backend, const D: usize>(shape: [usize; D], scale: f64, seed: u64) 
 /// `1e-5 · (1 + |b|)`.
 fn assert_close<const D: usize>(what: &str, a: Tensor<Flex, D>, b: Tensor<Flex, D>) {
     assert_eq!(a.dims(), b.dims(), "{what}: shapes");
-    let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+    let (a, b) = (
+        a.into_data().to_vec::<f32>().unwrap(),
+        b.into_data().to_vec::<f32>().unwrap(),
+    );
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!(
             (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
@@ -244,9 +247,16 @@ fn token_logprobs_of_huge_logits_are_finite() {
     let dev = Default::default();
     let logits = Tensor::<Flex, 2>::from_data([[1e4f32, 0.0, -1e4], [-1e30, 5.0, 5.0]], &dev);
     let labels = Tensor::<Flex, 1, Int>::from_data([1i64, 2], &dev);
-    let logp = token_logprobs(logits, labels).into_data().to_vec::<f32>().unwrap();
+    let logp = token_logprobs(logits, labels)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     assert_eq!(logp[0], -1e4);
-    assert!((logp[1] - -std::f32::consts::LN_2).abs() < 1e-6, "{}", logp[1]);
+    assert!(
+        (logp[1] - -std::f32::consts::LN_2).abs() < 1e-6,
+        "{}",
+        logp[1]
+    );
 }
 
 /// A gradient flows through the fused ops alongside other uses of the same input (a residual),
@@ -296,7 +306,10 @@ fn matmul_accumulate_adds_without_touching_shared_accumulators() {
     let acc = random::<Flex, 2>([64, 48], 1.0, 21);
     let kept = acc.clone();
     let before = kept.to_data();
-    let (x, w) = (random::<Flex, 2>([64, 30], 1.0, 22), random::<Flex, 2>([48, 30], 1.0, 23));
+    let (x, w) = (
+        random::<Flex, 2>([64, 30], 1.0, 22),
+        random::<Flex, 2>([48, 30], 1.0, 23),
+    );
     let want = acc.clone() + x.clone().matmul(w.clone().transpose());
     let got = w2s_kernels::matmul_accumulate(acc, x.clone(), w.clone().transpose());
     assert_close("shared accumulator", got, want.clone());

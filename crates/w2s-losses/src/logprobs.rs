@@ -192,7 +192,8 @@ pub fn sequence_logprobs<B: Backend>(
     // Out-of-mask labels may be -100 or padding: make them a valid index before the gather.
     let labels = labels.mask_fill(mask.clone().bool_not(), 0);
     let logits_mean = logits.clone().detach().mean_dim(2).squeeze_dim(2);
-    let tokens = token_logprobs(logits.reshape([b * s, v]), labels.reshape([b * s])).reshape([b, s]);
+    let tokens =
+        token_logprobs(logits.reshape([b * s, v]), labels.reshape([b * s])).reshape([b, s]);
     Ok(SequenceLogprobs::from_tokens(tokens, logits_mean, mask))
 }
 
