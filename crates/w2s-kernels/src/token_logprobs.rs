@@ -14,7 +14,7 @@ use burn::tensor::IndexingUpdateOp;
 
 /// `log softmax(logits[i])[labels[i]]` for every row `i`, differentiable in `logits`.
 ///
-/// Labels must lie in `[0, v)` (a panic otherwise, on every backend).
+/// Labels must lie in `[0, v)`: callers check them (the flex kernels panic on one outside).
 ///
 /// # Shapes
 /// - `logits`: `[n, v]`, `labels`: `[n]`

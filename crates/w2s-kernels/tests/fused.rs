@@ -313,9 +313,9 @@ fn matmul_accumulate_adds_without_touching_shared_accumulators() {
     let want = acc.clone() + x.clone().matmul(w.clone().transpose());
     let got = w2s_kernels::matmul_accumulate(acc, x.clone(), w.clone().transpose());
     assert_close("shared accumulator", got, want.clone());
-    assert_eq!(kept.to_data(), before);
-    // Owned: added in place, same result.
-    let acc = random::<Flex, 2>([64, 48], 1.0, 21);
+    assert_eq!(kept.to_data(), before.clone());
+    // Owned (a fresh copy of the same values): added in place, same result.
+    let acc = Tensor::<Flex, 2>::from_data(before, &Default::default());
     let got = w2s_kernels::matmul_accumulate(acc, x, w.transpose());
     assert_close("owned accumulator", got, want);
 }
