@@ -3,10 +3,10 @@
 //! without flex's extra output passes.
 //!
 //! Each is one generic function over `B: Backend` with its gradient. On most backends it is
-//! composed from burn's tensor operations (the `composed` function beside it, which is also the
-//! reference the kernels are tested against). With the `flex` feature, on burn's flex CPU backend
-//! and on flex under `Autodiff`, it runs as one threaded, vectorised pass forward and one
-//! backward, as a custom autodiff operation.
+//! composed from burn's tensor operations (for the element-wise ones, the public `composed`
+//! function beside it, which is also the reference the kernels are tested against). With the
+//! `flex` feature, on burn's flex CPU backend and on flex under `Autodiff`, it runs as one
+//! threaded, vectorised pass forward and one backward, as a custom autodiff operation.
 //!
 //! Why: flex runs each element-wise operation on the calling thread, one full pass over memory
 //! at a time, while the rayon pool that runs its matrix products waits. A training step of a
