@@ -27,7 +27,7 @@ mod route;
 mod vector;
 
 pub use attention_probs::attention_probs;
-pub use matmul::{matmul, matmul_accumulate};
+pub use matmul::{matmul, matmul_accumulate, matmul_into};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use swiglu::swiglu;

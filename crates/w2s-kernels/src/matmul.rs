@@ -59,6 +59,35 @@ pub fn matmul_accumulate<B: Backend>(
     acc + lhs.matmul(rhs)
 }
 
+/// `lhs · rhs`, written over `out`'s buffer when nothing else holds it and its shape is
+/// `[m, n]`; `out`'s values are ignored. A loop that makes one product of the same shape per
+/// iteration (a chunked lm_head) hands each result back as the next `out`, so it allocates one
+/// buffer instead of one per iteration: the allocator never sees the same large block freed and
+/// asked for again, which glibc answers from a heap it then keeps. Elsewhere (autodiff included)
+/// it is [`matmul`].
+///
+/// # Shapes
+/// - `out`: any, `lhs`: `[m, k]`, `rhs`: `[k, n]`
+/// - output: `[m, n]`
+pub fn matmul_into<B: Backend>(
+    out: Tensor<B, 2>,
+    lhs: Tensor<B, 2>,
+    rhs: Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    #[cfg(feature = "flex")]
+    if lhs.dims()[1] == rhs.dims()[0] && out.dims() == [lhs.dims()[0], rhs.dims()[1]] {
+        use crate::route::{give, route, take, Route};
+        use burn_flex::FlexTensor;
+        if let Route::Flex = route::<B>(&[out.dtype(), lhs.dtype(), rhs.dtype()]) {
+            let (lhs, rhs): (FlexTensor, FlexTensor) = (take(lhs), take(rhs));
+            let (lhs, rhs) = (kernels::View::of(&lhs), kernels::View::of(&rhs));
+            return give(kernels::overwrite(take(out), lhs, rhs));
+        }
+    }
+    drop(out);
+    matmul(lhs, rhs)
+}
+
 #[cfg(feature = "flex")]
 mod kernels {
     use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::NoCheckpointing};
@@ -70,6 +99,19 @@ mod kernels {
 
     /// Below this many multiply-adds gemm runs on the calling thread (flex's threshold).
     const THREADED_FROM: usize = 192 * 192 * 192;
+
+    /// Most left-operand elements one gemm call may pack (4 MB). Threaded gemm packs a depth
+    /// slice (up to about [`MAX_DEPTH`] deep) of the left operand for all of the output's rows
+    /// at once, in a buffer it allocates per call: 33 MB for the chunked lm_head's weight
+    /// gradient, `[32,000 × 256] · [256 × d]`, allocated and freed once per chunk. Taller
+    /// products run as row blocks, one after another, each packing at most this much.
+    const PACKED_LHS_MAX: usize = 1 << 20;
+
+    /// Deepest slice of the shared dimension gemm packs at once (its `kc` is at most this).
+    const MAX_DEPTH: usize = 512;
+
+    /// Fewest rows of a block cut by [`PACKED_LHS_MAX`].
+    const MIN_BLOCK_ROWS: usize = 64;
 
     /// A 2-D f32 operand as gemm reads it: a pointer to element `[0, 0]` and its strides.
     #[derive(Clone, Copy)]
@@ -108,6 +150,16 @@ mod kernels {
             }
         }
 
+        /// Rows `first..first + rows` (inside the view).
+        fn rows(self, first: usize, rows: usize) -> Self {
+            debug_assert!(first + rows <= self.rows);
+            Self {
+                start: self.start + first * self.row_stride.unsigned_abs(),
+                rows,
+                ..self
+            }
+        }
+
         /// Whether every element the strides reach lies inside the storage.
         fn in_bounds(&self) -> bool {
             if self.rows == 0 || self.cols == 0 {
@@ -141,6 +193,15 @@ mod kernels {
     /// `accumulate`; `k > 0`.
     unsafe fn gemm_into(dst: *mut f32, lhs: View, rhs: View, accumulate: bool) {
         let (m, k, n) = dims(&lhs, &rhs);
+        let block = (PACKED_LHS_MAX / k.min(MAX_DEPTH)).max(MIN_BLOCK_ROWS);
+        if m > block {
+            for first in (0..m).step_by(block) {
+                let rows = lhs.rows(first, block.min(m - first));
+                // SAFETY: row blocks of `dst`, inside what the caller promised.
+                unsafe { gemm_into(dst.add(first * n), rows, rhs, accumulate) };
+            }
+            return;
+        }
         let parallelism = if m * n * k >= THREADED_FROM {
             gemm::Parallelism::Rayon(0)
         } else {
@@ -204,6 +265,27 @@ mod kernels {
             unsafe { gemm_into(dst.as_mut_ptr(), lhs, rhs, true) };
         }
         acc
+    }
+
+    /// `lhs · rhs` in `out`'s buffer when it is a contiguous `[m, n]` tensor that nothing else
+    /// holds, else in a new one.
+    pub(super) fn overwrite(mut out: FlexTensor, lhs: View, rhs: View) -> FlexTensor {
+        let (m, k, n) = dims(&lhs, &rhs);
+        let layout = out.layout();
+        let reusable = k > 0
+            && layout.shape()[0] == m
+            && layout.shape()[1] == n
+            && layout.is_contiguous()
+            && layout.start_offset() == 0
+            && out.try_storage_mut::<f32>().is_some();
+        if !reusable {
+            return product(lhs, rhs);
+        }
+        let dst = values_mut(&mut out);
+        // SAFETY: `dst` holds exactly the m * n elements of a contiguous `[m, n]` buffer, which
+        // gemm writes in full without reading (k > 0).
+        unsafe { gemm_into(dst.as_mut_ptr(), lhs, rhs, false) };
+        out
     }
 
     #[derive(Debug)]

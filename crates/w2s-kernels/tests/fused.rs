@@ -319,3 +319,38 @@ fn matmul_accumulate_adds_without_touching_shared_accumulators() {
     let got = w2s_kernels::matmul_accumulate(acc, x, w.transpose());
     assert_close("owned accumulator", got, want);
 }
+
+/// A product written over a buffer: the same values as a fresh product, whether the buffer is
+/// reused (owned, right shape), held elsewhere (left alone) or the wrong shape.
+#[test]
+fn matmul_into_equals_a_fresh_product_and_leaves_shared_buffers_alone() {
+    let (x, w) = (
+        random::<Flex, 2>([64, 30], 1.0, 31),
+        random::<Flex, 2>([48, 30], 1.0, 32),
+    );
+    let want = x.clone().matmul(w.clone().transpose());
+    let product = |out| w2s_kernels::matmul_into(out, x.clone(), w.clone().transpose());
+    let owned = random::<Flex, 2>([64, 48], 1.0, 33);
+    assert_close("owned buffer", product(owned), want.clone());
+    let shared = random::<Flex, 2>([64, 48], 1.0, 34);
+    let before = shared.to_data();
+    assert_close("shared buffer", product(shared.clone()), want.clone());
+    assert_eq!(shared.to_data(), before);
+    assert_close("other shape", product(random([8, 8], 1.0, 35)), want);
+}
+
+/// A product tall enough to run as row blocks (a transposed left operand, as the chunked
+/// lm_head's weight gradient; 5,000 rows at depth 512 make three blocks), plain and
+/// accumulated.
+#[test]
+fn tall_products_cut_into_row_blocks_equal_burns() {
+    let (g, h) = (
+        random::<Flex, 2>([512, 5_000], 1.0, 41).transpose(),
+        random::<Flex, 2>([512, 24], 1.0, 42),
+    );
+    let acc = random::<Flex, 2>([5_000, 24], 1.0, 43);
+    let want = g.clone().matmul(h.clone());
+    assert_close("tall product", matmul(g.clone(), h.clone()), want.clone());
+    let got = w2s_kernels::matmul_accumulate(acc.clone(), g, h);
+    assert_close("tall accumulation", got, acc + want);
+}

@@ -31,13 +31,18 @@ fn case() -> impl Strategy<Value = Case> {
                 prop::collection::vec(-3.0f64..3.0, b * s * d),
                 prop::collection::vec(-2.0f64..2.0, v * d),
                 prop::collection::vec(0i64..v as i64, b * s),
-                // Each row keeps at least its last token so no row is empty.
+                // Each row keeps at least its last token so no row is empty; a quarter of the
+                // cases mark every token (the path that skips the gather).
                 prop::collection::vec(any::<bool>(), b * s),
                 prop::collection::vec(-2.0f64..2.0, b),
+                prop::bool::weighted(0.25),
             )
-                .prop_map(move |(hidden, weight, labels, mut mask, upstream)| {
+                .prop_map(move |(hidden, weight, labels, mut mask, upstream, full)| {
                     for row in 0..b {
                         mask[row * s + s - 1] = true;
+                    }
+                    if full {
+                        mask.fill(true);
                     }
                     Case {
                         b,
