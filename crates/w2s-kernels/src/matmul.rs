@@ -95,6 +95,8 @@ mod kernels {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn_flex::{Flex, FlexTensor};
 
+    use rayon::prelude::*;
+
     use crate::route::{owned, tensor, values_mut, TrackedTensor};
 
     /// Below this many multiply-adds gemm runs on the calling thread (flex's threshold).
@@ -112,6 +114,10 @@ mod kernels {
 
     /// Fewest rows of a block cut by [`PACKED_LHS_MAX`].
     const MIN_BLOCK_ROWS: usize = 64;
+
+    /// Fewest output columns per thread for a product split by columns (below, gemm's own
+    /// threading runs it).
+    const MIN_BLOCK_COLUMNS: usize = 64;
 
     /// A 2-D f32 operand as gemm reads it: a pointer to element `[0, 0]` and its strides.
     #[derive(Clone, Copy)]
@@ -160,6 +166,16 @@ mod kernels {
             }
         }
 
+        /// Columns `first..first + cols` (inside the view).
+        fn cols(self, first: usize, cols: usize) -> Self {
+            debug_assert!(first + cols <= self.cols);
+            Self {
+                start: self.start + first * self.col_stride.unsigned_abs(),
+                cols,
+                ..self
+            }
+        }
+
         /// Whether every element the strides reach lies inside the storage.
         fn in_bounds(&self) -> bool {
             if self.rows == 0 || self.cols == 0 {
@@ -188,25 +204,68 @@ mod kernels {
 
     /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, for a row-major `[m, n]` `dst`.
     ///
+    /// Tall products run as row blocks ([`PACKED_LHS_MAX`]). A product of at least
+    /// [`THREADED_FROM`] multiply-adds is cut into one column block per rayon thread, each a
+    /// single-threaded gemm call of its own, rather than handed to gemm's threading, whose
+    /// threads share packed blocks and meet at a barrier after each: in the 100m model's training
+    /// step, with the two ways picked at random per call and timed in the same run, the split
+    /// ran its products 5.5% faster overall (3-11% for the layers' products, even for the
+    /// lm_head's).
+    ///
     /// # Safety
     /// `dst` must be valid for writes of `m * n` elements, and for reads of them when
     /// `accumulate`; `k > 0`.
     unsafe fn gemm_into(dst: *mut f32, lhs: View, rhs: View, accumulate: bool) {
         let (m, k, n) = dims(&lhs, &rhs);
-        let block = (PACKED_LHS_MAX / k.min(MAX_DEPTH)).max(MIN_BLOCK_ROWS);
-        if m > block {
-            for first in (0..m).step_by(block) {
-                let rows = lhs.rows(first, block.min(m - first));
+        let tallest = (PACKED_LHS_MAX / k.min(MAX_DEPTH)).max(MIN_BLOCK_ROWS);
+        if m > tallest {
+            for first in (0..m).step_by(tallest) {
+                let rows = lhs.rows(first, tallest.min(m - first));
                 // SAFETY: row blocks of `dst`, inside what the caller promised.
                 unsafe { gemm_into(dst.add(first * n), rows, rhs, accumulate) };
             }
             return;
         }
-        let parallelism = if m * n * k >= THREADED_FROM {
-            gemm::Parallelism::Rayon(0)
+        let threads = rayon::current_num_threads();
+        if m * n * k < THREADED_FROM || threads == 1 {
+            // SAFETY: as the caller promises.
+            unsafe { block(dst, n, lhs, rhs, accumulate, gemm::Parallelism::None) };
+        } else if n >= threads * MIN_BLOCK_COLUMNS {
+            let dst = SharedOutput(dst);
+            (0..threads).into_par_iter().for_each(|i| {
+                let (first, end) = (i * n / threads, (i + 1) * n / threads);
+                let cols = rhs.cols(first, end - first);
+                // SAFETY: the blocks write disjoint columns of `dst`.
+                unsafe {
+                    block(
+                        dst.at(first),
+                        n,
+                        lhs,
+                        cols,
+                        accumulate,
+                        gemm::Parallelism::None,
+                    )
+                };
+            });
         } else {
-            gemm::Parallelism::None
-        };
+            // SAFETY: as the caller promises.
+            unsafe { block(dst, n, lhs, rhs, accumulate, gemm::Parallelism::Rayon(0)) };
+        }
+    }
+
+    /// `dst (+)= lhs · rhs` by one gemm call, `dst` row-major with row stride `dst_cols`.
+    ///
+    /// # Safety
+    /// As [`gemm_into`], for the `[m, n]` block of `dst` that starts at `dst`.
+    unsafe fn block(
+        dst: *mut f32,
+        dst_cols: usize,
+        lhs: View,
+        rhs: View,
+        accumulate: bool,
+        parallelism: gemm::Parallelism,
+    ) {
+        let (m, k, n) = dims(&lhs, &rhs);
         // SAFETY: both operands lie inside their storage (checked by `dims`); `dst` as the
         // caller promises. With `accumulate` false gemm writes every element without reading.
         unsafe {
@@ -216,7 +275,7 @@ mod kernels {
                 k,
                 dst,
                 1,
-                n as isize,
+                dst_cols as isize,
                 accumulate,
                 lhs.data.as_ptr().add(lhs.start),
                 lhs.col_stride,
@@ -231,6 +290,22 @@ mod kernels {
                 false,
                 parallelism,
             );
+        }
+    }
+
+    /// The output of a product whose column blocks are written by several threads at once.
+    #[derive(Clone, Copy)]
+    struct SharedOutput(*mut f32);
+
+    // SAFETY: each thread writes its own columns, and the threads are joined before the output
+    // is read.
+    unsafe impl Send for SharedOutput {}
+    unsafe impl Sync for SharedOutput {}
+
+    impl SharedOutput {
+        /// The element in column `col` of the first row.
+        fn at(self, col: usize) -> *mut f32 {
+            self.0.wrapping_add(col)
         }
     }
 
