@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use w2s_curation::record::SftExample;
-use w2s_eval::arithmetic::{self, generate, Family};
+use w2s_eval::arithmetic::{self, generate, ArithmeticProblem, Family};
 use w2s_eval::jsonl::{read_jsonl, write_jsonl, BadLines};
 use w2s_eval::prompt::{sft_target, zero_shot};
 use w2s_eval::split::{SplitConfig, Splits};
@@ -106,16 +106,32 @@ pub fn write_splits(config: &PipelineConfig, dir: &Path) -> Result<SplitSizes> {
 
 /// `n` problems of `family` with pairwise different questions.
 fn distinct(family: &Family, n: usize, seed: u64) -> Result<Vec<Problem>> {
+    let problems = distinct_problems(family, n, |round| {
+        seed.wrapping_add(round.wrapping_mul(0x9E37_79B9))
+    })?;
+    Ok(problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.to_problem(format!("a{i}")))
+        .collect())
+}
+
+/// `n` problems of `family` with pairwise different questions, the first unseen ones of up to 20
+/// rounds of `n` draws, round `r` seeded by `seed_of(r)`.
+///
+/// # Errors
+/// A configuration error naming `data.family` when 20 rounds find fewer than `n`.
+pub(crate) fn distinct_problems(
+    family: &Family,
+    n: usize,
+    seed_of: impl Fn(u64) -> u64,
+) -> Result<Vec<ArithmeticProblem>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(n);
     for round in 0..20u64 {
-        for p in generate(
-            family,
-            n,
-            seed.wrapping_add(round.wrapping_mul(0x9E37_79B9)),
-        )? {
+        for p in generate(family, n, seed_of(round))? {
             if out.len() < n && seen.insert(p.question()) {
-                out.push(p.to_problem(format!("a{}", out.len())));
+                out.push(p);
             }
         }
         if out.len() == n {

@@ -15,7 +15,7 @@
 
 mod builtin;
 pub(crate) mod config;
-mod data;
+pub(crate) mod data;
 mod flow;
 pub(crate) mod models;
 mod report;

@@ -3,7 +3,7 @@
 //! set keeps its solutions as written (calculator annotations included, so the step check sees
 //! them); [`training_examples`] gives the SFT targets.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use rand::rngs::StdRng;
@@ -14,13 +14,14 @@ use w2s_curation::controlled::{controlled_set, mix, ControlledSpec, ControlledTa
 use w2s_curation::jsonl::{read_jsonl, BadLines};
 use w2s_curation::quality::StepCheck;
 use w2s_curation::record::SftExample;
-use w2s_eval::arithmetic::{generate, ArithmeticProblem, Family};
+use w2s_eval::arithmetic::{ArithmeticProblem, Family};
 use w2s_eval::dataset::{load, Fields};
 use w2s_eval::prompt::{strip_calculator_annotations, zero_shot};
 use w2s_eval::{Problem, TaskKind};
 
 use super::config::{StudyConfig, StudyData};
 use crate::error::{Result, TrainError};
+use crate::pipeline::data::distinct_problems;
 
 /// Hard tasks, their subtasks, rephrased copies of the hard tasks (same order) and the test.
 #[derive(Debug, Clone)]
@@ -99,21 +100,9 @@ pub fn study_tasks(data: &StudyData, seed: u64) -> Result<StudyTasks> {
 }
 
 fn arithmetic_tasks(family: &Family, tasks: usize, test: usize, seed: u64) -> Result<StudyTasks> {
-    let mut seen = BTreeSet::new();
-    let mut problems = Vec::with_capacity(tasks + test);
-    for round in 0..20u64 {
-        let draws = generate(family, tasks + test, seed ^ round.wrapping_mul(0x9E37_79B9))?;
-        problems.extend(draws.into_iter().filter(|p| seen.insert(p.question())));
-        if problems.len() >= tasks + test {
-            break;
-        }
-    }
-    if problems.len() < tasks + test {
-        return Err(TrainError::config(
-            "data.family",
-            format!("holds fewer than {} distinct questions", tasks + test),
-        ));
-    }
+    let problems = distinct_problems(family, tasks + test, |round| {
+        seed ^ round.wrapping_mul(0x9E37_79B9)
+    })?;
     let (hard, rest) = problems.split_at(tasks);
     let test = rest[..test]
         .iter()
