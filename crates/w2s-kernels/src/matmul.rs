@@ -215,8 +215,8 @@ mod kernels {
     /// single-threaded gemm call of its own, rather than handed to gemm's threading, whose
     /// threads share packed blocks and meet at a barrier after each: in the 100m model's training
     /// step, with the two ways picked at random per call and timed in the same run, the split
-    /// ran its products 5.5% faster overall (3-11% for the layers' products, even for the
-    /// lm_head's).
+    /// ran its products 5.5% faster overall (3-11% for the layers' products; the lm_head's
+    /// about equal).
     ///
     /// # Safety
     /// `dst` must be valid for writes of `m * n` elements, and for reads of them when
