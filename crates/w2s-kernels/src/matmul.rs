@@ -47,15 +47,10 @@ pub fn matmul_accumulate<B: Backend>(
     rhs: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     #[cfg(feature = "flex")]
-    if lhs.dims()[1] == rhs.dims()[0] && acc.dims() == [lhs.dims()[0], rhs.dims()[1]] {
-        use crate::route::{give, route, take, Route};
-        use burn_flex::FlexTensor;
-        if let Route::Flex = route::<B>(&[acc.dtype(), lhs.dtype(), rhs.dtype()]) {
-            let (lhs, rhs): (FlexTensor, FlexTensor) = (take(lhs), take(rhs));
-            let (lhs, rhs) = (kernels::View::of(&lhs), kernels::View::of(&rhs));
-            return give(kernels::accumulate(take(acc), lhs, rhs));
-        }
-    }
+    let [acc, lhs, rhs] = match into_buffer(acc, lhs, rhs, kernels::accumulate) {
+        Ok(sum) => return sum,
+        Err(operands) => operands,
+    };
     acc + lhs.matmul(rhs)
 }
 
@@ -75,17 +70,42 @@ pub fn matmul_into<B: Backend>(
     rhs: Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     #[cfg(feature = "flex")]
-    if lhs.dims()[1] == rhs.dims()[0] && out.dims() == [lhs.dims()[0], rhs.dims()[1]] {
-        use crate::route::{give, route, take, Route};
-        use burn_flex::FlexTensor;
-        if let Route::Flex = route::<B>(&[out.dtype(), lhs.dtype(), rhs.dtype()]) {
-            let (lhs, rhs): (FlexTensor, FlexTensor) = (take(lhs), take(rhs));
-            let (lhs, rhs) = (kernels::View::of(&lhs), kernels::View::of(&rhs));
-            return give(kernels::overwrite(take(out), lhs, rhs));
-        }
-    }
+    let [_, lhs, rhs] = match into_buffer(out, lhs, rhs, kernels::overwrite) {
+        Ok(product) => return product,
+        Err(operands) => operands,
+    };
+    #[cfg(not(feature = "flex"))]
     drop(out);
     matmul(lhs, rhs)
+}
+
+/// `kernel(buffer, lhs, rhs)` when all three are f32 flex tensors (no autodiff) and `buffer` is
+/// `[m, n]` for `[m, k] · [k, n]`; otherwise the three handed back for the composed path.
+#[cfg(feature = "flex")]
+fn into_buffer<B: Backend>(
+    buffer: Tensor<B, 2>,
+    lhs: Tensor<B, 2>,
+    rhs: Tensor<B, 2>,
+    kernel: fn(
+        burn_flex::FlexTensor,
+        kernels::View<'_>,
+        kernels::View<'_>,
+    ) -> burn_flex::FlexTensor,
+) -> Result<Tensor<B, 2>, [Tensor<B, 2>; 3]> {
+    use crate::route::{give, route, take, Route};
+    use burn_flex::FlexTensor;
+    let fits = lhs.dims()[1] == rhs.dims()[0] && buffer.dims() == [lhs.dims()[0], rhs.dims()[1]];
+    if !fits
+        || !matches!(
+            route::<B>(&[buffer.dtype(), lhs.dtype(), rhs.dtype()]),
+            Route::Flex
+        )
+    {
+        return Err([buffer, lhs, rhs]);
+    }
+    let (lhs, rhs): (FlexTensor, FlexTensor) = (take(lhs), take(rhs));
+    let (lhs, rhs) = (kernels::View::of(&lhs), kernels::View::of(&rhs));
+    Ok(give(kernel(take(buffer), lhs, rhs)))
 }
 
 #[cfg(feature = "flex")]
