@@ -15,6 +15,7 @@
 //! every product's output most of the rest.
 
 pub mod attention_probs;
+pub mod grouped_matmul;
 pub mod matmul;
 pub mod rms_norm;
 pub mod rope;
@@ -22,11 +23,14 @@ pub mod swiglu;
 pub mod token_logprobs;
 
 #[cfg(feature = "flex")]
+mod gemm_call;
+#[cfg(feature = "flex")]
 mod route;
 #[cfg(feature = "flex")]
 mod vector;
 
 pub use attention_probs::attention_probs;
+pub use grouped_matmul::{grouped_matmul, Order};
 pub use matmul::{matmul, matmul_accumulate, matmul_into};
 pub use rms_norm::rms_norm;
 pub use rope::rope;

@@ -117,10 +117,9 @@ mod kernels {
 
     use rayon::prelude::*;
 
+    pub(super) use crate::gemm_call::View;
+    use crate::gemm_call::{block, dims, Out, THREADED_FROM};
     use crate::route::{owned, tensor, values_mut, TrackedTensor};
-
-    /// Below this many multiply-adds gemm runs on the calling thread (flex's threshold).
-    const THREADED_FROM: usize = 192 * 192 * 192;
 
     /// Products whose left operand gemm would pack into more than this many elements (16 MB)
     /// run as row blocks of [`PACKED_BLOCK`] elements, one after another. gemm packs a depth
@@ -144,89 +143,6 @@ mod kernels {
     /// Fewest output columns per thread for a product split by columns (below, gemm's own
     /// threading runs it).
     const MIN_BLOCK_COLUMNS: usize = 64;
-
-    /// A 2-D f32 operand as gemm reads it: a pointer to element `[0, 0]` and its strides.
-    #[derive(Clone, Copy)]
-    pub(super) struct View<'a> {
-        data: &'a [f32],
-        start: usize,
-        rows: usize,
-        cols: usize,
-        row_stride: isize,
-        col_stride: isize,
-    }
-
-    impl<'a> View<'a> {
-        /// The 2-D f32 `tensor` as stored.
-        pub(super) fn of(tensor: &'a FlexTensor) -> Self {
-            let layout = tensor.layout();
-            let (shape, strides) = (layout.shape(), layout.strides());
-            Self {
-                data: tensor.storage::<f32>(),
-                start: layout.start_offset(),
-                rows: shape[0],
-                cols: shape[1],
-                row_stride: strides[0],
-                col_stride: strides[1],
-            }
-        }
-
-        /// The transpose, as a view of the same storage.
-        pub(super) fn t(self) -> Self {
-            Self {
-                rows: self.cols,
-                cols: self.rows,
-                row_stride: self.col_stride,
-                col_stride: self.row_stride,
-                ..self
-            }
-        }
-
-        /// Rows `first..first + rows` (inside the view).
-        fn rows(self, first: usize, rows: usize) -> Self {
-            debug_assert!(first + rows <= self.rows);
-            Self {
-                start: self.start + first * self.row_stride.unsigned_abs(),
-                rows,
-                ..self
-            }
-        }
-
-        /// Columns `first..first + cols` (inside the view).
-        fn cols(self, first: usize, cols: usize) -> Self {
-            debug_assert!(first + cols <= self.cols);
-            Self {
-                start: self.start + first * self.col_stride.unsigned_abs(),
-                cols,
-                ..self
-            }
-        }
-
-        /// Whether every element the strides reach lies inside the storage.
-        fn in_bounds(&self) -> bool {
-            if self.rows == 0 || self.cols == 0 {
-                return true;
-            }
-            let reach = |stride: isize, len: usize| stride.unsigned_abs() * (len - 1);
-            self.row_stride >= 0
-                && self.col_stride >= 0
-                && self.start
-                    + reach(self.row_stride, self.rows)
-                    + reach(self.col_stride, self.cols)
-                    < self.data.len()
-        }
-    }
-
-    /// Checks that `lhs · rhs` is defined and both views lie inside their storage: `(m, k, n)`.
-    fn dims(lhs: &View, rhs: &View) -> (usize, usize, usize) {
-        let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-        assert!(
-            rhs.rows == k && lhs.in_bounds() && rhs.in_bounds(),
-            "matmul: operands [{m}, {k}] and [{}, {n}] do not fit their storage",
-            rhs.rows
-        );
-        (m, k, n)
-    }
 
     /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, for a row-major `[m, n]` `dst`.
     ///
@@ -254,19 +170,18 @@ mod kernels {
             return;
         }
         let threads = rayon::current_num_threads();
+        let out = Out::rows(dst, n);
         if m * n * k < THREADED_FROM || threads == 1 {
             // SAFETY: as the caller promises.
-            unsafe { block(dst, n, lhs, rhs, accumulate, gemm::Parallelism::None) };
+            unsafe { block(out, lhs, rhs, accumulate, gemm::Parallelism::None) };
         } else if n >= threads * MIN_BLOCK_COLUMNS {
-            let dst = SharedOutput(dst);
             (0..threads).into_par_iter().for_each(|i| {
                 let (first, end) = (i * n / threads, (i + 1) * n / threads);
                 let cols = rhs.cols(first, end - first);
                 // SAFETY: the blocks write disjoint columns of `dst`.
                 unsafe {
                     block(
-                        dst.at(first),
-                        n,
+                        out.at(first),
                         lhs,
                         cols,
                         accumulate,
@@ -276,63 +191,7 @@ mod kernels {
             });
         } else {
             // SAFETY: as the caller promises.
-            unsafe { block(dst, n, lhs, rhs, accumulate, gemm::Parallelism::Rayon(0)) };
-        }
-    }
-
-    /// `dst (+)= lhs · rhs` by one gemm call, `dst` row-major with row stride `dst_cols`.
-    ///
-    /// # Safety
-    /// As [`gemm_into`], for the `[m, n]` block of `dst` that starts at `dst`.
-    unsafe fn block(
-        dst: *mut f32,
-        dst_cols: usize,
-        lhs: View,
-        rhs: View,
-        accumulate: bool,
-        parallelism: gemm::Parallelism,
-    ) {
-        let (m, k, n) = dims(&lhs, &rhs);
-        // SAFETY: both operands lie inside their storage (checked by `dims`); `dst` as the
-        // caller promises. With `accumulate` false gemm writes every element without reading.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst,
-                1,
-                dst_cols as isize,
-                accumulate,
-                lhs.data.as_ptr().add(lhs.start),
-                lhs.col_stride,
-                lhs.row_stride,
-                rhs.data.as_ptr().add(rhs.start),
-                rhs.col_stride,
-                rhs.row_stride,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    }
-
-    /// The output of a product whose column blocks are written by several threads at once.
-    #[derive(Clone, Copy)]
-    struct SharedOutput(*mut f32);
-
-    // SAFETY: each thread writes its own columns, and the threads are joined before the output
-    // is read.
-    unsafe impl Send for SharedOutput {}
-    unsafe impl Sync for SharedOutput {}
-
-    impl SharedOutput {
-        /// The element in column `col` of the first row.
-        fn at(self, col: usize) -> *mut f32 {
-            self.0.wrapping_add(col)
+            unsafe { block(out, lhs, rhs, accumulate, gemm::Parallelism::Rayon(0)) };
         }
     }
 

@@ -8,8 +8,8 @@
 //! backward:  ∂a = g u s (1 + a (1 - s)),   ∂u = g a s
 //! ```
 //!
-//! Backward writes `∂a` and `∂u` over the stored `a` and `u` when nothing else holds them (the
-//! projections that made them keep only their inputs).
+//! Forward writes a new buffer; backward writes `∂a` and `∂u` over the stored `a` and `u` when
+//! nothing else holds them (the projections that made them keep only their inputs).
 
 use burn::prelude::*;
 use burn::tensor::activation::silu;
@@ -25,8 +25,8 @@ pub fn swiglu<B: Backend, const D: usize>(gate: Tensor<B, D>, up: Tensor<B, D>) 
         use crate::route::{give, route, take, Route};
         match route::<B>(&[gate.dtype(), up.dtype()]) {
             Route::Flex => {
-                let up = take(up);
-                return give(kernels::forward(take(gate), &up));
+                let (gate, up) = (take(gate), take(up));
+                return give(kernels::forward(&gate, &up));
             }
             Route::Tracked => return give(kernels::tracked(take(gate), take(up))),
             Route::Composed => {}
@@ -47,14 +47,13 @@ mod kernels {
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn_flex::{Flex, FlexTensor};
 
-    use crate::route::{owned, row_len, values, values_mut, TrackedTensor};
+    use crate::route::{owned, row_len, tensor, values, values_mut, TrackedTensor};
     use crate::vector::{multiversion, par_row_pairs, par_rows, sigmoid};
 
     multiversion! {
-        /// `y` (holding `a` on entry) becomes `silu(a) u`.
-        fn forward_rows(y: &mut [f32], u: &[f32]) {
-            for (y, &u) in y.iter_mut().zip(u) {
-                let a = *y;
+        /// `y = silu(a) u`.
+        fn forward_rows(a: &[f32], u: &[f32], y: &mut [f32]) {
+            for ((y, &a), &u) in y.iter_mut().zip(a).zip(u) {
                 *y = a * sigmoid(a) * u;
             }
         }
@@ -72,16 +71,18 @@ mod kernels {
         }
     }
 
-    /// `silu(gate) up`, written over `gate`'s buffer when nothing else holds it.
-    pub(super) fn forward(gate: FlexTensor, up: &FlexTensor) -> FlexTensor {
-        let up = up.to_contiguous();
-        let u = values(&up);
+    /// `silu(gate) up`, in a new buffer (the tracked path keeps `gate` for the backward, so
+    /// writing over it would first cost a copy on the calling thread).
+    pub(super) fn forward(gate: &FlexTensor, up: &FlexTensor) -> FlexTensor {
+        let (gate, up) = (gate.to_contiguous(), up.to_contiguous());
+        let (a, u) = (values(&gate), values(&up));
         let n = row_len(&gate);
-        let mut y = owned(gate);
-        par_rows(values_mut(&mut y), n, |first, rows| {
-            forward_rows(rows, &u[first * n..first * n + rows.len()]);
+        let mut y = vec![0.0; a.len()];
+        par_rows(&mut y, n, |first, rows| {
+            let at = first * n..first * n + rows.len();
+            forward_rows(&a[at.clone()], &u[at], rows);
         });
-        y
+        tensor(y, gate.layout().shape().clone())
     }
 
     #[derive(Debug)]
@@ -118,7 +119,7 @@ mod kernels {
     /// [`forward`] as an autodiff operation of `gate` and `up`.
     pub(super) fn tracked(gate: TrackedTensor, up: TrackedTensor) -> TrackedTensor {
         let (gate_flex, up_flex) = (gate.primitive.to_contiguous(), up.primitive.to_contiguous());
-        let y = forward(gate_flex.clone(), &up_flex);
+        let y = forward(&gate_flex, &up_flex);
         match SwigluBackward
             .prepare::<NoCheckpointing>([gate.node.clone(), up.node.clone()])
             .compute_bound()

@@ -8,8 +8,8 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Int};
 use proptest::prelude::*;
 use w2s_kernels::{
-    attention_probs, logsumexp_and_pick, matmul, rms_norm, rope, swiglu, token_logprobs,
-    token_logprobs_grad,
+    attention_probs, grouped_matmul, logsumexp_and_pick, matmul, rms_norm, rope, swiglu,
+    token_logprobs, token_logprobs_grad, Order,
 };
 
 type Ad = Autodiff<Flex>;
@@ -177,6 +177,31 @@ proptest! {
             weights,
             |[x, w]| matmul(x, w),
             |[x, w]| x.matmul(w),
+        );
+    }
+
+    #[test]
+    fn grouped_matmul_equals_burns_for_head_views_and_both_orders(
+        b in 1usize..3, g in 1usize..4, rep in 1usize..4, m in 1usize..10, k in 0usize..12,
+        n in 1usize..10, view in 0usize..3, rows_first in any::<bool>(), seed in 0u64..1000,
+    ) {
+        let h = g * rep;
+        let order = if rows_first { Order::RowsFirst } else { Order::HeadsFirst };
+        let lhs = random::<Flex, 4>([b, h, m, k], 1.0, seed);
+        let rhs = random::<Flex, 4>(rhs_leaf(view, [b, g, k, n]), 1.0, seed + 1);
+        let out = if rows_first { [b, m, h, n] } else { [b, h, m, n] };
+        let weights = random::<Flex, 4>(out, 1.0, seed + 2);
+        assert_close(
+            "flex",
+            grouped_matmul(lhs.clone(), as_rhs(view, rhs.clone()), order),
+            w2s_kernels::grouped_matmul::composed(lhs.clone(), as_rhs(view, rhs.clone()), order),
+        );
+        check_op(
+            "grouped matmul",
+            [lhs, rhs],
+            weights,
+            |[l, r]| grouped_matmul(l, as_rhs(view, r), order),
+            |[l, r]| w2s_kernels::grouped_matmul::composed(l, as_rhs(view, r), order),
         );
     }
 
@@ -353,4 +378,71 @@ fn tall_products_cut_into_row_blocks_equal_burns() {
     assert_close("tall product", matmul(g.clone(), h.clone()), want.clone());
     let got = w2s_kernels::matmul_accumulate(acc.clone(), g, h);
     assert_close("tall accumulation", got, acc + want);
+}
+
+/// The stored shape behind [`as_rhs`]'s view `view` of a `[b, g, k, n]` operand: as stored (0),
+/// the keys' transpose (1: stored `[b, g, n, k]`) or the values' heads moved forward (2: stored
+/// `[b, k, g, n]`).
+fn rhs_leaf(view: usize, [b, g, k, n]: [usize; 4]) -> [usize; 4] {
+    match view {
+        0 => [b, g, k, n],
+        1 => [b, g, n, k],
+        _ => [b, k, g, n],
+    }
+}
+
+/// The `[b, g, k, n]` operand as the model takes it from a tensor stored as [`rhs_leaf`] says.
+fn as_rhs<B: Backend>(view: usize, stored: Tensor<B, 4>) -> Tensor<B, 4> {
+    match view {
+        0 => stored,
+        1 => stored.swap_dims(2, 3),
+        _ => stored.swap_dims(1, 2),
+    }
+}
+
+/// Per-head products large enough to be threaded: many heads spread over the threads, and a
+/// single head threaded inside gemm; grouped, rows first.
+#[test]
+fn threaded_grouped_matmul_equals_burns() {
+    for ([b, g, rep, m, k, n], view) in
+        [([2, 2, 2, 128, 64, 128], 1), ([1, 1, 1, 200, 200, 200], 2)]
+    {
+        let lhs = random::<Flex, 4>([b, g * rep, m, k], 1.0, 51);
+        let rhs = random::<Flex, 4>(rhs_leaf(view, [b, g, k, n]), 1.0, 52);
+        let weights = random::<Flex, 4>([b, m, g * rep, n], 1.0, 53);
+        check_op(
+            "threaded grouped matmul",
+            [lhs, rhs],
+            weights,
+            |[l, r]| grouped_matmul(l, as_rhs(view, r), Order::RowsFirst),
+            |[l, r]| w2s_kernels::grouped_matmul::composed(l, as_rhs(view, r), Order::RowsFirst),
+        );
+    }
+}
+
+/// The gradient of each operand comes back laid out like the operand, so through the views the
+/// model takes (keys transposed, values' heads moved forward) it reaches the stored tensor
+/// contiguous, with no copy left for the views' backward to make.
+#[test]
+fn grouped_matmul_gradients_reach_stored_views_contiguous() {
+    let [b, g, rep, m, k, n] = [2, 2, 3, 5, 4, 6];
+    for view in 1..3 {
+        let lhs = Tensor::<Ad, 4>::from_inner(random([b, g * rep, m, k], 1.0, 61)).require_grad();
+        let stored = Tensor::<Ad, 4>::from_inner(random(rhs_leaf(view, [b, g, k, n]), 1.0, 62))
+            .require_grad();
+        let out = grouped_matmul(lhs.clone(), as_rhs(view, stored.clone()), Order::RowsFirst);
+        let grads = out.sum().backward();
+        for (what, grad) in [
+            ("lhs", lhs.grad(&grads)),
+            ("stored rhs", stored.grad(&grads)),
+        ] {
+            let primitive: burn_flex::FlexTensor =
+                grad.expect("a gradient").into_primitive().tensor();
+            assert!(
+                primitive.layout().is_contiguous(),
+                "view {view}: the gradient of {what} is strided: {:?}",
+                primitive.layout().strides()
+            );
+        }
+    }
 }

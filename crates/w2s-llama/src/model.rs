@@ -14,7 +14,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
 use burn::prelude::*;
-use w2s_kernels::{attention_probs, rms_norm, swiglu};
+use w2s_kernels::{attention_probs, grouped_matmul, rms_norm, swiglu, Order};
 
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
@@ -194,8 +194,8 @@ impl<B: Backend> Attention<B> {
         let [b, s, _] = x.dims();
         let (h, g, e) = (self.num_heads, self.num_kv_heads, self.head_dim);
         // Projections are rotated from their own `[b, s, heads, e]` layout into `[b, heads, s, e]`
-        // (one fused pass on flex); V's heads axis moves forward as a view, which the batched
-        // matmul reads strided.
+        // (one fused pass on flex); V's heads axis moves forward as a view, which the per-head
+        // products read strided.
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]);
         let q = tables
             .query
@@ -206,31 +206,12 @@ impl<B: Backend> Attention<B> {
             Some((cache, layer)) => cache.extend(layer, k, v),
             None => (k, v),
         };
-        let t = k.dims()[2];
-        // Query heads sharing a kv head are stacked along the rows, so K and V are used as they
-        // are instead of being repeated `h/g` times (HF's `repeat_kv`; head i reads kv head i/(h/g)).
-        // Without grouping the stacking is the identity and the reshapes are skipped, since
-        // reshaping a strided view would copy it.
-        let grouped = h != g;
-        let q = if grouped {
-            q.reshape([b, g, (h / g) * s, e])
-        } else {
-            q
-        };
-        let scores = q.matmul(k.swap_dims(2, 3));
-        let scores = if grouped {
-            scores.reshape([b, h, s, t])
-        } else {
-            scores
-        };
+        // Query head i reads kv head i/(h/g) (HF's `repeat_kv`), without repeating K and V.
+        let scores = grouped_matmul(q, k.swap_dims(2, 3), Order::HeadsFirst);
         let scale = (1.0 / (e as f64).sqrt()) as f32;
         let probs = attention_probs(scores, tables.bias.clone(), scale);
-        let probs = if grouped {
-            probs.reshape([b, g, (h / g) * s, t])
-        } else {
-            probs
-        };
-        let out = probs.matmul(v).reshape([b, h, s, e]).swap_dims(1, 2);
+        // `[b, s, h, e]`, the layout the output projection reads.
+        let out = grouped_matmul(probs, v, Order::RowsFirst);
         project(&self.o_proj, out.reshape([b, s, h * e]))
     }
 }
