@@ -64,7 +64,7 @@ mod kernels {
     use burn_flex::{Flex, FlexTensor};
 
     use crate::route::{owned, row_len, tensor, values, values_mut, TrackedTensor};
-    use crate::vector::{dot, multiversion, par_rows, par_rows_sum};
+    use crate::vector::{dot, multiversion, par_rows, par_rows_sum, zeros};
 
     /// `1 / sqrt(mean(x²) + epsilon)` of one row.
     #[inline(always)]
@@ -116,7 +116,7 @@ mod kernels {
         let (x, gamma) = (x.to_contiguous(), gamma.to_contiguous());
         let d = row_len(&x);
         let (xs, gamma) = (values(&x), values(&gamma));
-        let mut y = vec![0.0; xs.len()];
+        let mut y = zeros(xs.len());
         par_rows(&mut y, d, |first, rows| {
             forward_rows(&xs[first * d..first * d + rows.len()], gamma, rows, epsilon);
         });

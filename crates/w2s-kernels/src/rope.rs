@@ -63,7 +63,7 @@ mod kernels {
     use burn_flex::{Flex, FlexTensor};
 
     use crate::route::{tensor, values, TrackedTensor};
-    use crate::vector::{multiversion, par_rows};
+    use crate::vector::{multiversion, par_rows, zeros};
 
     /// `[b, s, n, e]` of a tensor.
     fn dims(x: &FlexTensor) -> [usize; 4] {
@@ -115,7 +115,7 @@ mod kernels {
         let [b, s, n, e] = shape;
         let (x, cos, sin) = (x.to_contiguous(), cos.to_contiguous(), sin.to_contiguous());
         let (x, cos, sin) = (values(&x), values(&cos), values(&sin));
-        let mut y = vec![0.0; x.len()];
+        let mut y = zeros(x.len());
         par_rows(&mut y, e, |first, rows| {
             for (i, y) in rows.chunks_exact_mut(e).enumerate() {
                 let at = positions_first(first + i, shape) * e;
@@ -131,7 +131,7 @@ mod kernels {
         let e = shape[3];
         let g = g.to_contiguous();
         let (g, cos, sin) = (values(&g), values(cos), values(sin));
-        let mut dx = vec![0.0; g.len()];
+        let mut dx = zeros(g.len());
         par_rows(&mut dx, e, |first, rows| {
             for (i, dx) in rows.chunks_exact_mut(e).enumerate() {
                 let (at, from) = ((first + i) * e, heads_first(first + i, shape) * e);

@@ -48,7 +48,7 @@ mod kernels {
     use burn_flex::{Flex, FlexTensor};
 
     use crate::route::{owned, row_len, tensor, values, values_mut, TrackedTensor};
-    use crate::vector::{multiversion, par_row_pairs, par_rows, sigmoid};
+    use crate::vector::{multiversion, par_row_pairs, par_rows, sigmoid, zeros};
 
     multiversion! {
         /// `y = silu(a) u`.
@@ -77,7 +77,7 @@ mod kernels {
         let (gate, up) = (gate.to_contiguous(), up.to_contiguous());
         let (a, u) = (values(&gate), values(&up));
         let n = row_len(&gate);
-        let mut y = vec![0.0; a.len()];
+        let mut y = zeros(a.len());
         par_rows(&mut y, n, |first, rows| {
             let at = first * n..first * n + rows.len();
             forward_rows(&a[at.clone()], &u[at], rows);

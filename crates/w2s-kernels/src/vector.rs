@@ -139,6 +139,20 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// `len` zeros, written by the rayon threads: the first touch of a new buffer (the kernel's page
+/// faults, or calloc's fill of recycled heap memory) would otherwise run on the calling thread
+/// while the pool waits for the kernel that fills it.
+pub(crate) fn zeros(len: usize) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    values
+        .spare_capacity_mut()
+        .par_chunks_mut(TASK_ELEMENTS)
+        .for_each(|block| block.fill(std::mem::MaybeUninit::new(0.0)));
+    // SAFETY: every element of the capacity was just written.
+    unsafe { values.set_len(len) };
+    values
+}
+
 /// Rows per rayon task for rows of `row_len` elements.
 pub(crate) fn rows_per_task(row_len: usize) -> usize {
     TASK_ELEMENTS.div_ceil(row_len.max(1)).max(1)

@@ -135,7 +135,9 @@ fn backward_chunks<B: Backend>(
     let [n, _] = hidden.dims();
     let weight_t = weight.clone().transpose();
     let mut grad_hidden = Vec::new();
-    let mut grad_weight = want_weight.then(|| weight.zeros_like());
+    // The first chunk's product starts the sum: a zeroed `[v, d]` accumulator would cost two
+    // passes over it on the calling thread (flex fills it, then copies it to realign it).
+    let mut grad_weight: Option<Tensor<B, 2>> = None;
     let mut buffer = None;
     for start in (0..n).step_by(state.chunk_size) {
         let end = (start + state.chunk_size).min(n);
@@ -151,11 +153,18 @@ fn backward_chunks<B: Backend>(
         if want_hidden {
             grad_hidden.push(matmul(delta.clone(), weight.clone()));
         }
-        grad_weight = grad_weight.map(|acc| matmul_accumulate(acc, delta.clone().transpose(), h));
+        if want_weight {
+            let delta_t = delta.clone().transpose();
+            grad_weight = Some(match grad_weight.take() {
+                Some(acc) => matmul_accumulate(acc, delta_t, h),
+                None => matmul(delta_t, h),
+            });
+        }
         buffer = Some(delta);
     }
     drop(buffer);
     let grad_hidden = want_hidden.then(|| Tensor::cat(grad_hidden, 0));
+    let grad_weight = want_weight.then(|| grad_weight.unwrap_or_else(|| weight.zeros_like()));
     (grad_hidden, grad_weight)
 }
 
