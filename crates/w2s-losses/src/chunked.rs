@@ -34,7 +34,8 @@ use burn::backend::autodiff::{
 use burn::tensor::{
     backend::Backend,
     ops::{FloatTensor, IntTensor},
-    Bool, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData, TensorPrimitive,
+    Bool, ElementConversion, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData,
+    TensorPrimitive,
 };
 
 use crate::error::{Error, Result};
@@ -67,6 +68,26 @@ pub trait ChunkedLogprobsBackend: Backend {
         hidden: Tensor<Self, 2>,
         weight: Tensor<Self, 2>,
         labels: Tensor<Self, 1, Int>,
+        chunk_size: usize,
+    ) -> Tensor<Self, 1>;
+
+    /// `Σ_i coefficients[i] · logp[i]`, with `logp` as [`Self::chunked_token_logprobs`] gives
+    /// it, for a loss whose gradient with respect to each token's log-prob is a constant known
+    /// beforehand (SFT's, [`crate::sft_loss_from_hidden`]). The gradients are taken in the
+    /// forward pass from the logits it has just made, and the backward pass only scales them:
+    /// one lm_head-sized product per step fewer than `chunked_token_logprobs`, which must
+    /// recompute the logits. No gradient flows to `coefficients`.
+    ///
+    /// Low-level building block; inputs are not checked.
+    ///
+    /// # Shapes
+    /// - `hidden`: `[n, d]`, `weight`: `[v, d]`, `labels`, `coefficients`: `[n]`
+    /// - output: `[1]`
+    fn chunked_weighted_logprob_sum(
+        hidden: Tensor<Self, 2>,
+        weight: Tensor<Self, 2>,
+        labels: Tensor<Self, 1, Int>,
+        coefficients: Tensor<Self, 1>,
         chunk_size: usize,
     ) -> Tensor<Self, 1>;
 }
@@ -121,6 +142,65 @@ struct ChunkedState<B: Backend> {
     chunk_size: usize,
 }
 
+/// The gradients of a chunked pass, chunk by chunk: `∂L/∂h` as one block per chunk, `∂L/∂W` as
+/// a running sum, each only if wanted.
+struct GradSums<B: Backend> {
+    hidden: Option<Vec<Tensor<B, 2>>>,
+    weight: Option<Tensor<B, 2>>,
+    want_weight: bool,
+}
+
+impl<B: Backend> GradSums<B> {
+    fn new(want_hidden: bool, want_weight: bool) -> Self {
+        Self {
+            hidden: want_hidden.then(Vec::new),
+            weight: None,
+            want_weight,
+        }
+    }
+
+    /// Adds the chunk of hidden states `h` whose logits are `z`, for `g = ∂L/∂logp` of its
+    /// tokens. Returns `δ = g ⊙ (onehot(y) - softmax(z))`, written over `z` (the label entry
+    /// `g·(1 - p_y)` from one addition), whose buffer the next chunk's logits reuse; `z` itself
+    /// when no gradient is wanted.
+    fn add(
+        &mut self,
+        z: Tensor<B, 2>,
+        lse: Tensor<B, 1>,
+        labels: Tensor<B, 1, Int>,
+        g: Tensor<B, 1>,
+        h: Tensor<B, 2>,
+        weight: &Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        if self.hidden.is_none() && !self.want_weight {
+            return z;
+        }
+        let delta = token_logprobs_grad(z, lse, labels, g);
+        if let Some(blocks) = &mut self.hidden {
+            blocks.push(matmul(delta.clone(), weight.clone()));
+        }
+        if self.want_weight {
+            // The first chunk's product starts the sum: a zeroed `[v, d]` accumulator would cost
+            // two passes over it on the calling thread (flex fills it, then realigns it).
+            let delta_t = delta.clone().transpose();
+            self.weight = Some(match self.weight.take() {
+                Some(acc) => matmul_accumulate(acc, delta_t, h),
+                None => matmul(delta_t, h),
+            });
+        }
+        delta
+    }
+
+    /// `(∂L/∂hidden, ∂L/∂weight)`, each only if wanted.
+    fn finish(self, weight: &Tensor<B, 2>) -> (Option<Tensor<B, 2>>, Option<Tensor<B, 2>>) {
+        let hidden = self.hidden.map(|blocks| Tensor::cat(blocks, 0));
+        let weight = self
+            .want_weight
+            .then(|| self.weight.unwrap_or_else(|| weight.zeros_like()));
+        (hidden, weight)
+    }
+}
+
 /// Recomputes each chunk's softmax and returns `(∂L/∂hidden, ∂L/∂weight)`, each only if wanted.
 fn backward_chunks<B: Backend>(
     state: ChunkedState<B>,
@@ -134,38 +214,54 @@ fn backward_chunks<B: Backend>(
     let lse = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(state.lse));
     let [n, _] = hidden.dims();
     let weight_t = weight.clone().transpose();
-    let mut grad_hidden = Vec::new();
-    // The first chunk's product starts the sum: a zeroed `[v, d]` accumulator would cost two
-    // passes over it on the calling thread (flex fills it, then copies it to realign it).
-    let mut grad_weight: Option<Tensor<B, 2>> = None;
+    let mut sums = GradSums::new(want_hidden, want_weight);
     let mut buffer = None;
     for start in (0..n).step_by(state.chunk_size) {
         let end = (start + state.chunk_size).min(n);
         let h = hidden.clone().slice_dim(0, start..end);
-        // δ = g·onehot(y) - g·p, with the label entry g·(1 - p_y) from one addition, written
-        // over the recomputed logits, whose buffer the next chunk's logits reuse.
-        let delta = token_logprobs_grad(
+        buffer = Some(sums.add(
             chunk_logits(buffer.take(), h.clone(), &weight_t),
             lse.clone().slice_dim(0, start..end),
             labels.clone().slice_dim(0, start..end),
             grad.clone().slice_dim(0, start..end),
-        );
-        if want_hidden {
-            grad_hidden.push(matmul(delta.clone(), weight.clone()));
-        }
-        if want_weight {
-            let delta_t = delta.clone().transpose();
-            grad_weight = Some(match grad_weight.take() {
-                Some(acc) => matmul_accumulate(acc, delta_t, h),
-                None => matmul(delta_t, h),
-            });
-        }
-        buffer = Some(delta);
+            h,
+            &weight,
+        ));
     }
     drop(buffer);
-    let grad_hidden = want_hidden.then(|| Tensor::cat(grad_hidden, 0));
-    let grad_weight = want_weight.then(|| grad_weight.unwrap_or_else(|| weight.zeros_like()));
-    (grad_hidden, grad_weight)
+    sums.finish(&weight)
+}
+
+/// `Σ_i c[i] logp[i]` (`[1]`) and its gradients, each only if wanted, in one pass over the
+/// chunks: the gradient with respect to each `logp[i]` is the constant `c[i]`, so each chunk's
+/// `δ` is taken from the logits the forward pass has just made.
+fn weighted_chunks<B: Backend>(
+    hidden: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    coefficients: Tensor<B, 1>,
+    chunk_size: usize,
+    [want_hidden, want_weight]: [bool; 2],
+) -> (Tensor<B, 1>, Option<Tensor<B, 2>>, Option<Tensor<B, 2>>) {
+    let [n, _] = hidden.dims();
+    let weight_t = weight.clone().transpose();
+    let mut sums = GradSums::new(want_hidden, want_weight);
+    let mut logps = Vec::new();
+    let mut buffer = None;
+    for start in (0..n).step_by(chunk_size) {
+        let end = (start + chunk_size).min(n);
+        let h = hidden.clone().slice_dim(0, start..end);
+        let labels = labels.clone().slice_dim(0, start..end);
+        let z = chunk_logits(buffer.take(), h.clone(), &weight_t);
+        let (logp, lse) = logsumexp_and_pick(z.clone(), labels.clone());
+        logps.push(logp);
+        let g = coefficients.clone().slice_dim(0, start..end);
+        buffer = Some(sums.add(z, lse, labels, g, h, &weight));
+    }
+    drop(buffer);
+    let total = (Tensor::cat(logps, 0) * coefficients).sum();
+    let (grad_hidden, grad_weight) = sums.finish(&weight);
+    (total, grad_hidden, grad_weight)
 }
 
 #[derive(Debug)]
@@ -189,6 +285,39 @@ impl<B: Backend> Backward<B, 2> for ChunkedLogprobsOp {
         }
         if let (Some(node), Some(g)) = (weight_node, grad_weight) {
             grads.register::<B>(node.id, g.into_primitive().tensor());
+        }
+    }
+}
+
+/// The backward of [`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`]: the gradients the
+/// forward pass took, times the upstream gradient.
+#[derive(Debug)]
+struct WeightedSumOp;
+
+impl<B: Backend> Backward<B, 2> for WeightedSumOp {
+    /// `∂sum/∂hidden` and `∂sum/∂weight`, each if wanted.
+    type State = (Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [hidden_node, weight_node] = ops.parents;
+        let upstream =
+            Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grads.consume::<B>(&ops.node)));
+        // 1 when the sum is the loss itself, and then no pass over the [v, d] weight gradient.
+        let scale: f32 = upstream.into_scalar().elem();
+        let scaled = |g: FloatTensor<B>| {
+            if scale == 1.0 {
+                g
+            } else {
+                let g = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(g));
+                g.mul_scalar(scale).into_primitive().tensor()
+            }
+        };
+        let (grad_hidden, grad_weight) = ops.state;
+        if let (Some(node), Some(g)) = (hidden_node, grad_hidden) {
+            grads.register::<B>(node.id, scaled(g));
+        }
+        if let (Some(node), Some(g)) = (weight_node, grad_weight) {
+            grads.register::<B>(node.id, scaled(g));
         }
     }
 }
@@ -226,6 +355,47 @@ impl<B: Backend, C: CheckpointStrategy> ChunkedLogprobsBackend for Autodiff<B, C
                 prep.finish(state, logp)
             }
             OpsKind::UnTracked(prep) => prep.finish(logp),
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(output))
+    }
+
+    fn chunked_weighted_logprob_sum(
+        hidden: Tensor<Self, 2>,
+        weight: Tensor<Self, 2>,
+        labels: Tensor<Self, 1, Int>,
+        coefficients: Tensor<Self, 1>,
+        chunk_size: usize,
+    ) -> Tensor<Self, 1> {
+        let hidden = hidden.into_primitive().tensor();
+        let weight = weight.into_primitive().tensor();
+        let inner = |t: FloatTensor<B>| Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t));
+        let run = |want| {
+            weighted_chunks(
+                inner(hidden.primitive.clone()),
+                inner(weight.primitive.clone()),
+                Tensor::<B, 1, Int>::from_primitive(labels.clone().into_primitive()),
+                Tensor::from_primitive(TensorPrimitive::Float(
+                    coefficients.clone().into_primitive().tensor().primitive,
+                )),
+                chunk_size,
+                want,
+            )
+        };
+        let output = match WeightedSumOp
+            .prepare::<C>([hidden.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let want = [&hidden, &weight].map(|t| !t.node.requirement.is_none());
+                let (total, grad_hidden, grad_weight) = run(want);
+                let primitive = |g: Tensor<B, 2>| g.into_primitive().tensor();
+                prep.finish(
+                    (grad_hidden.map(primitive), grad_weight.map(primitive)),
+                    total.into_primitive().tensor(),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(run([false; 2]).0.into_primitive().tensor()),
         };
         Tensor::from_primitive(TensorPrimitive::Float(output))
     }
@@ -293,45 +463,18 @@ fn from_hidden<B: Backend>(
     chunk_size: usize,
     token_logprobs: impl FnOnce(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>) -> Tensor<B, 1>,
 ) -> Result<SequenceLogprobs<B>> {
-    let op = "sequence_logprobs_from_hidden";
-    let [b, s, d] = hidden.dims();
-    let [v, _] = weight.dims();
-    expect_shape(op, "weight", &weight.dims(), &[v, d], "[v, d]")?;
-    expect_shape(op, "labels", &labels.dims(), &[b, s], "[b, s]")?;
-    expect_shape(op, "mask", &mask.dims(), &[b, s], "[b, s]")?;
-    if chunk_size == 0 {
-        return Err(Error::ZeroChunkSize);
-    }
-    let host_mask = mask_to_host(&mask)?;
-    completion_counts(&host_mask, s)?;
-    check_labels(&labels, &host_mask, s, v)?;
-
+    let [b, s, _] = hidden.dims();
     let device = hidden.device();
-    let positions: Vec<i64> = (0..b * s)
-        .filter(|&i| host_mask[i])
-        .map(|i| i as i64)
-        .collect();
-    let n = positions.len();
-    // When every position is a completion token the gather is the identity: skipping it saves
-    // a copy of the hidden states, and a scatter of their gradient, for the whole step.
-    let index = (n < b * s)
-        .then(|| Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [n]), &device));
-    let hidden = upcast(hidden).reshape([b * s, d]);
-    let labels = labels.reshape([b * s]);
-    let (hidden, labels) = match &index {
-        Some(index) => (
-            hidden.select(0, index.clone()),
-            labels.select(0, index.clone()),
-        ),
-        None => (hidden, labels),
-    };
-    let weight = upcast(weight);
-    let logits_mean = hidden
+    let tokens = Completions::gather(hidden, weight, labels, &mask, chunk_size)?;
+    let n = tokens.rows.len();
+    let logits_mean = tokens
+        .hidden
         .clone()
         .detach()
-        .matmul(weight.clone().detach().mean_dim(0).transpose())
+        .matmul(tokens.weight.clone().detach().mean_dim(0).transpose())
         .reshape([n]);
-    let logp = token_logprobs(hidden, weight, labels);
+    let index = tokens.index;
+    let logp = token_logprobs(tokens.hidden, tokens.weight, tokens.labels);
 
     let dtype = FloatDType::from(logp.dtype());
     let scatter = |values: Tensor<B, 1>| match &index {
@@ -346,4 +489,103 @@ fn from_hidden<B: Backend>(
         scatter(logits_mean),
         mask,
     ))
+}
+
+/// `Σ c_t logp_t` over the completion tokens `t` of a batch, `[1]`, with `c_t =
+/// coefficient(row of t, completion tokens per row)`, through
+/// [`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`]. Inputs as
+/// [`sequence_logprobs_from_hidden`], and checked as there.
+pub(crate) fn weighted_logprob_sum_from_hidden<B: ChunkedLogprobsBackend>(
+    hidden: Tensor<B, 3>,
+    weight: Tensor<B, 2>,
+    labels: Tensor<B, 2, Int>,
+    mask: Tensor<B, 2, Bool>,
+    chunk_size: usize,
+    coefficient: impl Fn(usize, &[usize]) -> f32,
+) -> Result<Tensor<B, 1>> {
+    let device = hidden.device();
+    let tokens = Completions::gather(hidden, weight, labels, &mask, chunk_size)?;
+    let n = tokens.rows.len();
+    let coefficients: Vec<f32> = tokens
+        .rows
+        .iter()
+        .map(|&row| coefficient(row, &tokens.counts))
+        .collect();
+    let coefficients = Tensor::from_data(TensorData::new(coefficients, [n]), &device);
+    Ok(B::chunked_weighted_logprob_sum(
+        tokens.hidden,
+        tokens.weight,
+        tokens.labels,
+        coefficients,
+        chunk_size,
+    ))
+}
+
+/// A batch's completion tokens, gathered for the lm_head.
+struct Completions<B: Backend> {
+    /// Their hidden states, f32: `[n, d]`.
+    hidden: Tensor<B, 2>,
+    /// The lm_head weight, f32: `[v, d]`.
+    weight: Tensor<B, 2>,
+    /// Their labels: `[n]`.
+    labels: Tensor<B, 1, Int>,
+    /// Their flat positions in `[b · s]`; `None` when every position is a completion token.
+    index: Option<Tensor<B, 1, Int>>,
+    /// The row of each.
+    rows: Vec<usize>,
+    /// Completion tokens per row: `[b]`.
+    counts: Vec<usize>,
+}
+
+impl<B: Backend> Completions<B> {
+    /// Checks the inputs of [`sequence_logprobs_from_hidden`] and gathers the tokens under
+    /// `mask`.
+    fn gather(
+        hidden: Tensor<B, 3>,
+        weight: Tensor<B, 2>,
+        labels: Tensor<B, 2, Int>,
+        mask: &Tensor<B, 2, Bool>,
+        chunk_size: usize,
+    ) -> Result<Self> {
+        let op = "sequence_logprobs_from_hidden";
+        let [b, s, d] = hidden.dims();
+        let [v, _] = weight.dims();
+        expect_shape(op, "weight", &weight.dims(), &[v, d], "[v, d]")?;
+        expect_shape(op, "labels", &labels.dims(), &[b, s], "[b, s]")?;
+        expect_shape(op, "mask", &mask.dims(), &[b, s], "[b, s]")?;
+        if chunk_size == 0 {
+            return Err(Error::ZeroChunkSize);
+        }
+        let host_mask = mask_to_host(mask)?;
+        let counts = completion_counts(&host_mask, s)?;
+        check_labels(&labels, &host_mask, s, v)?;
+
+        let device = hidden.device();
+        let positions: Vec<usize> = (0..b * s).filter(|&i| host_mask[i]).collect();
+        let n = positions.len();
+        let rows = positions.iter().map(|&i| i / s).collect();
+        // When every position is a completion token the gather is the identity: skipping it
+        // saves a copy of the hidden states, and a scatter of their gradient, for the whole step.
+        let index = (n < b * s).then(|| {
+            let positions = positions.iter().map(|&i| i as i64).collect();
+            Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [n]), &device)
+        });
+        let hidden = upcast(hidden).reshape([b * s, d]);
+        let labels = labels.reshape([b * s]);
+        let (hidden, labels) = match &index {
+            Some(index) => (
+                hidden.select(0, index.clone()),
+                labels.select(0, index.clone()),
+            ),
+            None => (hidden, labels),
+        };
+        Ok(Self {
+            hidden,
+            weight: upcast(weight),
+            labels,
+            index,
+            rows,
+            counts,
+        })
+    }
 }

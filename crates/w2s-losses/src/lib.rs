@@ -4,7 +4,8 @@
 //!   [`shift_for_next_token`] aligns a causal LM's output with its labels.
 //! - [`sequence_logprobs_from_hidden`]: the same from hidden states `[b, s, d]` and the lm_head
 //!   weight `[v, d]`, chunk by chunk, never holding the `[b, s, v]` logits or their gradient.
-//! - [`sft_loss`]: completion-only cross entropy.
+//! - [`sft_loss`]: completion-only cross entropy; [`sft_loss_from_hidden`] takes it from hidden
+//!   states chunk by chunk, with its gradient taken in the same pass (one lm_head product fewer).
 //! - [`preference_loss`]: DPO, cDPO, robust DPO, hinge, IPO (two named forms), SimPO (two named
 //!   margins), ORPO, each with an optional NLL term, selected by the serde type
 //!   [`PreferenceLossConfig`]; TRL-named metrics via [`PreferenceLossOutput::metrics`].
@@ -69,5 +70,5 @@ pub use logprobs::{sequence_logprobs, shift_for_next_token, NextTokenInputs, Seq
 pub use metrics::PreferenceMetrics;
 pub use numerics::{log1mexp, log_sigmoid, softplus};
 pub use preference::{preference_loss, PreferenceInputs, PreferenceLossOutput, ReferenceLogprobs};
-pub use sft::{sft_loss, SftReduction};
+pub use sft::{sft_loss, sft_loss_from_hidden, SftReduction};
 pub use simpo::SimpoMargin;

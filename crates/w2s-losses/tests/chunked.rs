@@ -1,5 +1,6 @@
 //! The memory-efficient path equals the plain path: values and gradients, for random shapes,
-//! masks and chunk sizes (proptest), and for bf16 inputs.
+//! masks and chunk sizes (proptest), and for bf16 inputs; so does the SFT loss taken with its
+//! gradient in one pass.
 
 mod common;
 
@@ -8,6 +9,7 @@ use common::*;
 use proptest::prelude::*;
 use w2s_losses::{
     sequence_logprobs, sequence_logprobs_from_hidden, sequence_logprobs_from_hidden_no_grad,
+    sft_loss, sft_loss_from_hidden, SftReduction,
 };
 
 #[derive(Debug)]
@@ -112,6 +114,117 @@ proptest! {
             prop_assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0));
         }
     }
+}
+
+/// The three SFT reductions, the token sum's normaliser from the case.
+fn reduction(which: usize, c: &Case) -> SftReduction {
+    match which {
+        0 => SftReduction::TokenMean,
+        1 => SftReduction::SequenceMean,
+        _ => SftReduction::TokenSum {
+            num_tokens: 1.0 + c.upstream[0].abs() * 10.0,
+        },
+    }
+}
+
+/// (loss, grad hidden, grad weight) of `scale · loss`, the loss from [`sft_loss_from_hidden`]
+/// (`fused`) or from [`sft_loss`] over the plain log-probs; the weight frozen if asked.
+fn sft(
+    c: &Case,
+    reduction: SftReduction,
+    scale: f64,
+    frozen_weight: bool,
+    fused: bool,
+) -> Result<[Vec<f64>; 3], TestCaseError> {
+    let hidden = float_tensor::<AD, 3>(&c.hidden, [c.b, c.s, c.d]).require_grad();
+    let weight = float_tensor::<AD, 2>(&c.weight, [c.v, c.d]);
+    let weight = if frozen_weight {
+        weight
+    } else {
+        weight.require_grad()
+    };
+    let labels = int_tensor(&c.labels, [c.b, c.s]);
+    let mask = bool_tensor(&c.mask, [c.b, c.s]);
+    let loss = if fused {
+        sft_loss_from_hidden(
+            hidden.clone(),
+            weight.clone(),
+            labels,
+            mask,
+            reduction,
+            c.chunk,
+        )
+    } else {
+        let logits = hidden
+            .clone()
+            .matmul(weight.clone().transpose().unsqueeze::<3>());
+        sequence_logprobs(logits, labels, mask).and_then(|lp| sft_loss(&lp, reduction))
+    }
+    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let value = host(loss.clone());
+    let grads = loss.mul_scalar(scale).backward();
+    let gh = hidden.grad(&grads).map(host).unwrap_or_default();
+    let gw = weight.grad(&grads).map(host).unwrap_or_default();
+    Ok([value, gh, gw])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every reduction, an upstream gradient of 1 (the loss itself, whose backward skips the
+    /// scaling) or not, with the lm_head trained or frozen.
+    #[test]
+    fn sft_loss_in_one_pass_equals_sft_loss_of_plain_logprobs(
+        c in case(), which in 0usize..3, unit in any::<bool>(), frozen_weight in any::<bool>(),
+    ) {
+        let reduction = reduction(which, &c);
+        let scale = if unit { 1.0 } else { c.upstream[0] };
+        let plain = sft(&c, reduction, scale, frozen_weight, false)?;
+        let fused = sft(&c, reduction, scale, frozen_weight, true)?;
+        for (what, (p, q)) in ["loss", "grad hidden", "grad weight"].iter().zip(plain.iter().zip(&fused)) {
+            prop_assert_eq!(p.len(), q.len(), "{}", what);
+            for (x, y) in p.iter().zip(q) {
+                prop_assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{}: {} vs {}", what, x, y);
+            }
+        }
+    }
+}
+
+/// Without gradients (nothing requires one) the one-pass loss is still the loss, and a bad
+/// reduction is refused before any work.
+#[test]
+fn sft_loss_in_one_pass_without_gradients_and_with_a_bad_normaliser() -> anyhow::Result<()> {
+    let (b, s, d, v) = (2, 4, 3, 7);
+    let hidden: Vec<f64> = (0..b * s * d).map(|i| (i % 5) as f64 / 3.0 - 0.6).collect();
+    let weight: Vec<f64> = (0..v * d).map(|i| (i % 4) as f64 / 2.0 - 0.7).collect();
+    let labels: Vec<i64> = (0..b * s).map(|i| (i * 3 % v) as i64).collect();
+    let mask = vec![false, true, true, true, false, false, true, true];
+    let inputs = || {
+        (
+            float_tensor::<AD, 3>(&hidden, [b, s, d]),
+            float_tensor::<AD, 2>(&weight, [v, d]),
+            int_tensor::<AD, 2>(&labels, [b, s]),
+            bool_tensor::<AD, 2>(&mask, [b, s]),
+        )
+    };
+    let (h, w, y, m) = inputs();
+    let fused = sft_loss_from_hidden(h, w, y, m, SftReduction::TokenMean, 2)?;
+    let (h, w, y, m) = inputs();
+    let plain = sft_loss(
+        &sequence_logprobs_from_hidden(h, w, y, m, 2)?,
+        SftReduction::TokenMean,
+    )?;
+    assert_close(
+        &host(fused),
+        &host(plain),
+        1e-6,
+        1e-6,
+        "untracked one-pass loss",
+    );
+    let (h, w, y, m) = inputs();
+    let bad = SftReduction::TokenSum { num_tokens: 0.0 };
+    assert!(sft_loss_from_hidden(h, w, y, m, bad, 2).is_err());
+    Ok(())
 }
 
 /// bf16 hidden states and lm_head: computed in f32, gradients returned in bf16, and equal to the
