@@ -2,13 +2,15 @@
 //! trained, without for a frozen reference or an evaluation.
 //!
 //! Both go through the final hidden states and the lm_head chunk by chunk
-//! ([`w2s_losses::sequence_logprobs_from_hidden`]), so the `[b, s, v]` logits never exist.
+//! ([`w2s_losses::sequence_logprobs_from_hidden`]), so the `[b, s, v]` logits never exist; the SFT
+//! loss goes the same way with its gradient taken in the forward pass
+//! ([`w2s_losses::sft_loss_from_hidden`]).
 
 use burn::prelude::*;
 use w2s_llama::Llama;
 use w2s_losses::{
-    sequence_logprobs_from_hidden, sequence_logprobs_from_hidden_no_grad, shift_for_next_token,
-    ChunkedLogprobsBackend, SequenceLogprobs,
+    sequence_logprobs_from_hidden, sequence_logprobs_from_hidden_no_grad, sft_loss_from_hidden,
+    shift_for_next_token, ChunkedLogprobsBackend, SequenceLogprobs, SftReduction,
 };
 
 use crate::batching::PaddedBatch;
@@ -45,6 +47,25 @@ pub(crate) fn policy_logprobs<B: ChunkedLogprobsBackend>(
         model.lm_head_weight(),
         shifted.labels,
         shifted.mask,
+        chunk,
+    )?)
+}
+
+/// The completion-only SFT loss that carries gradients into `model`, from `hidden` as above.
+pub(crate) fn policy_sft_loss<B: ChunkedLogprobsBackend>(
+    model: &Llama<B>,
+    hidden: Tensor<B, 3>,
+    batch: &PaddedBatch<B>,
+    reduction: SftReduction,
+    chunk: usize,
+) -> Result<Tensor<B, 1>> {
+    let shifted = shift_for_next_token(hidden, batch.ids.clone(), mask(batch, Scope::Completion))?;
+    Ok(sft_loss_from_hidden(
+        shifted.inputs,
+        model.lm_head_weight(),
+        shifted.labels,
+        shifted.mask,
+        reduction,
         chunk,
     )?)
 }

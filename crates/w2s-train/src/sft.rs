@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::Value;
 use w2s_llama::{Llama, LlamaConfig};
-use w2s_losses::{sft_loss, ChunkedLogprobsBackend, SftReduction};
+use w2s_losses::{ChunkedLogprobsBackend, SftReduction};
 
 use crate::batching::{check_sequence, pack, Rows, TokenizedSft};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::scoring::{frozen_logprobs, hidden, model_device, policy_logprobs, to_host, Scope};
+use crate::scoring::{frozen_logprobs, hidden, model_device, policy_sft_loss, to_host, Scope};
 use crate::trainer::{run, MicroStep, Objective, TrainOptions, TrainOutcome};
 
 /// Fine-tunes `model` on `train`, evaluating on `eval` (may be empty).
@@ -118,14 +118,11 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
         let rows = rows(&self.records, batch);
         let padded = rows.to_batch::<B>(&model_device(model));
         let states = hidden(model, &padded)?;
-        let logprobs = policy_logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
         // This micro-batch's token sum over the whole step's completion tokens.
-        let loss = sft_loss(
-            &logprobs,
-            SftReduction::TokenSum {
-                num_tokens: step_units,
-            },
-        )?;
+        let reduction = SftReduction::TokenSum {
+            num_tokens: step_units,
+        };
+        let loss = policy_sft_loss(model, states, &padded, reduction, self.chunk)?;
         Ok(MicroStep {
             loss,
             metrics: Vec::new(),
