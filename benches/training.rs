@@ -1,8 +1,8 @@
 //! Training throughput of the SFT and DPO trainers on the compiled-in backend.
 //!
 //! Example-level figures: each case runs the real trainer ([`train_sft`] or
-//! [`train_preference`]: forward, chunked completion log-probs, loss, backward, global-norm
-//! clipping, AdamW) on random weights and random token sequences, and reports the median of
+//! [`train_preference`]: forward, the completion loss through the lm_head chunk by chunk (SFT's
+//! with its gradient in the same pass), backward, global-norm clipping, AdamW) on random weights and random token sequences, and reports the median of
 //! `tokens_per_s` over the measured steps from the run's own `metrics.jsonl`. The first step is a
 //! warm-up and is not counted. `benches/torch_training.py` runs the same shapes in transformers.
 //!

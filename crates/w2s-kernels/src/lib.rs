@@ -1,6 +1,7 @@
 //! Fused element-wise operations for w2s's model and losses (attention probabilities, RMSNorm,
-//! rotary position embeddings, the SwiGLU gate, per-token log-probs) and 2-D matrix products
-//! without flex's extra output passes.
+//! rotary position embeddings, the SwiGLU gate, per-token log-probs), 2-D matrix products
+//! without flex's extra output passes, and attention's per-head products with the heads laid out
+//! where the next operation reads them.
 //!
 //! Each is one generic function over `B: Backend` with its gradient. On most backends it is
 //! composed from burn's tensor operations (for the element-wise ones, the public `composed`
@@ -12,7 +13,8 @@
 //! at a time, while the rayon pool that runs its matrix products waits. A training step of a
 //! small Llama on 2 cores spent about 60% of its wall time there (README, "Where the time goes
 //! on CPU"); these five operations were most of that work, and zero-filling and realigning
-//! every product's output most of the rest.
+//! every product's output most of the rest. Once they were fused, the copies that moved the
+//! heads axis of attention's operands were most of what the calling thread still did alone.
 
 pub mod attention_probs;
 pub mod grouped_matmul;

@@ -21,7 +21,10 @@
 //! `torch.utils.checkpoint` in `chunked_nll` (`trl/trainer/sft_trainer.py`), realised as a custom
 //! burn autodiff operation ([`ChunkedLogprobsBackend`], implemented for every
 //! [`Autodiff`] backend) that recomputes the logits in backward. It costs one extra
-//! `h Wᵀ` matmul per step compared with the plain path.
+//! `h Wᵀ` matmul per step compared with the plain path, except for a loss whose gradient with
+//! respect to each token's log-prob is known beforehand (SFT's): there the forward pass takes the
+//! gradients from the logits it has just made
+//! ([`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`], [`crate::sft_loss_from_hidden`]).
 //!
 //! Values and gradients equal the plain path's within f32 rounding (see `tests/chunked.rs`).
 
