@@ -12,8 +12,8 @@ pub(crate) const THREADED_FROM: usize = 192 * 192 * 192;
 pub(crate) struct View<'a> {
     data: &'a [f32],
     start: usize,
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
+    rows: usize,
+    cols: usize,
     row_stride: isize,
     col_stride: isize,
 }
