@@ -559,7 +559,16 @@ impl<B: Backend> Completions<B> {
         if chunk_size == 0 {
             return Err(Error::ZeroChunkSize);
         }
+        if b == 0 || s == 0 {
+            return Err(Error::Shape {
+                op,
+                arg: "hidden",
+                actual: vec![b, s, d],
+                expected: "[b, s, d] with at least one sequence of at least one token".into(),
+            });
+        }
         let host_mask = mask_to_host(mask)?;
+        // Every row has a completion token, so there is at least one to gather.
         let counts = completion_counts(&host_mask, s)?;
         check_labels(&labels, &host_mask, s, v)?;
 

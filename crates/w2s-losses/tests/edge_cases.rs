@@ -1,12 +1,13 @@
 //! Edge cases named in the issue: policy == reference (DPO = ln 2), margins of ±100, empty
-//! completions, and the reference requirements.
+//! completions, empty batches, and the reference requirements.
 
 mod common;
 
 use common::*;
 use w2s_losses::{
-    preference_loss, sequence_logprobs, Error, PreferenceInputs, PreferenceLossConfig,
-    ReferenceLogprobs, SequenceLogprobs,
+    preference_loss, sequence_logprobs, sequence_logprobs_from_hidden,
+    sequence_logprobs_from_hidden_no_grad, sft_loss_from_hidden, Error, PreferenceInputs,
+    PreferenceLossConfig, ReferenceLogprobs, SequenceLogprobs, SftReduction,
 };
 
 fn seq(values: &[f64]) -> SequenceLogprobs<B> {
@@ -79,6 +80,32 @@ fn empty_completion_is_an_error_not_nan() {
         mask,
     );
     assert!(matches!(result, Err(Error::EmptyCompletion { row: 1 })));
+}
+
+/// A batch without rows, or rows without tokens, is refused by the paths through the lm_head
+/// (they have no token to put into a chunk) with an error naming the shape.
+#[test]
+fn empty_batches_through_the_lm_head_are_errors() {
+    for [b, s] in [[0, 3], [2, 0]] {
+        let inputs = || {
+            (
+                float_tensor::<AD, 3>(&[], [b, s, 4]),
+                float_tensor::<AD, 2>(&[0.5; 20], [5, 4]),
+                int_tensor::<AD, 2>(&[], [b, s]),
+                bool_tensor::<AD, 2>(&[], [b, s]),
+            )
+        };
+        let shape_error = |e: Error| matches!(e, Error::Shape { arg: "hidden", .. });
+        let (h, w, y, m) = inputs();
+        let chunked = sequence_logprobs_from_hidden(h, w, y, m, 2);
+        assert!(chunked.is_err_and(shape_error), "[{b}, {s}] chunked");
+        let (h, w, y, m) = inputs();
+        let no_grad = sequence_logprobs_from_hidden_no_grad(h, w, y, m, 2);
+        assert!(no_grad.is_err_and(shape_error), "[{b}, {s}] no grad");
+        let (h, w, y, m) = inputs();
+        let sft = sft_loss_from_hidden(h, w, y, m, SftReduction::TokenMean, 2);
+        assert!(sft.is_err_and(shape_error), "[{b}, {s}] one-pass SFT");
+    }
 }
 
 #[test]
