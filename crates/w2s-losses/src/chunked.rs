@@ -95,27 +95,33 @@ pub trait ChunkedLogprobsBackend: Backend {
     ) -> Tensor<Self, 1>;
 }
 
-/// Forward of every chunk: `(logp [n], lse [n])`.
+/// Forward of every chunk: `(logp [n], lse [n])`. With `grads`, each chunk's gradient for
+/// `g = ∂L/∂logp` (known beforehand) is added to the sums from the logits just made, before the
+/// next chunk reuses their buffer.
 fn forward_chunks<B: Backend>(
     hidden: Tensor<B, 2>,
     weight: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
     chunk_size: usize,
+    mut grads: Option<(&mut GradSums<B>, &Tensor<B, 1>)>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [n, _] = hidden.dims();
-    let weight_t = weight.transpose();
+    let weight_t = weight.clone().transpose();
     let (mut logps, mut lses) = (Vec::new(), Vec::new());
     let mut logits = None;
     for start in (0..n).step_by(chunk_size) {
         let end = (start + chunk_size).min(n);
-        let chunk = chunk_logits(
-            logits.take(),
-            hidden.clone().slice_dim(0, start..end),
-            &weight_t,
-        );
-        let (logp, lse) =
-            logsumexp_and_pick(chunk.clone(), labels.clone().slice_dim(0, start..end));
-        logits = Some(chunk);
+        let h = hidden.clone().slice_dim(0, start..end);
+        let labels = labels.clone().slice_dim(0, start..end);
+        let chunk = chunk_logits(logits.take(), h.clone(), &weight_t);
+        let (logp, lse) = logsumexp_and_pick(chunk.clone(), labels.clone());
+        logits = Some(match &mut grads {
+            Some((sums, g)) => {
+                let g = (*g).clone().slice_dim(0, start..end);
+                sums.add(chunk, lse.clone(), labels, g, h, &weight)
+            }
+            None => chunk,
+        });
         logps.push(logp);
         lses.push(lse);
     }
@@ -246,25 +252,16 @@ fn weighted_chunks<B: Backend>(
     chunk_size: usize,
     [want_hidden, want_weight]: [bool; 2],
 ) -> (Tensor<B, 1>, Option<Tensor<B, 2>>, Option<Tensor<B, 2>>) {
-    let [n, _] = hidden.dims();
-    let weight_t = weight.clone().transpose();
     let mut sums = GradSums::new(want_hidden, want_weight);
-    let mut logps = Vec::new();
-    let mut buffer = None;
-    for start in (0..n).step_by(chunk_size) {
-        let end = (start + chunk_size).min(n);
-        let h = hidden.clone().slice_dim(0, start..end);
-        let labels = labels.clone().slice_dim(0, start..end);
-        let z = chunk_logits(buffer.take(), h.clone(), &weight_t);
-        let (logp, lse) = logsumexp_and_pick(z.clone(), labels.clone());
-        logps.push(logp);
-        let g = coefficients.clone().slice_dim(0, start..end);
-        buffer = Some(sums.add(z, lse, labels, g, h, &weight));
-    }
-    drop(buffer);
-    let total = (Tensor::cat(logps, 0) * coefficients).sum();
+    let (logp, _) = forward_chunks(
+        hidden,
+        weight.clone(),
+        labels,
+        chunk_size,
+        Some((&mut sums, &coefficients)),
+    );
     let (grad_hidden, grad_weight) = sums.finish(&weight);
-    (total, grad_hidden, grad_weight)
+    ((logp * coefficients).sum(), grad_hidden, grad_weight)
 }
 
 #[derive(Debug)]
@@ -340,6 +337,7 @@ impl<B: Backend, C: CheckpointStrategy> ChunkedLogprobsBackend for Autodiff<B, C
             Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(weight.primitive.clone())),
             Tensor::<B, 1, Int>::from_primitive(labels.clone()),
             chunk_size,
+            None,
         );
         let logp = logp.into_primitive().tensor();
         let output = match ChunkedLogprobsOp
@@ -452,7 +450,7 @@ pub fn sequence_logprobs_from_hidden_no_grad<B: Backend>(
         labels,
         mask,
         chunk_size,
-        |h, w, y| forward_chunks(h, w, y, chunk_size).0,
+        |h, w, y| forward_chunks(h, w, y, chunk_size, None).0,
     )
 }
 
