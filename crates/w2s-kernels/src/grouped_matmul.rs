@@ -6,7 +6,7 @@
 //! it, on the calling thread, before gemm overwrites it; the values' heads axis, moved in front
 //! of the positions as a view, and the output's, moved back behind them, are copied element by
 //! element on that thread too, forward and again in the backward of the reshapes around them.
-//! In a profile of the 10m training step these copies were about a third of the calling
+//! In a profile of the 10m training step these copies were about two fifths of the calling
 //! thread's samples, time in which the second core idled.
 //!
 //! Here each head's product is one gemm call, the heads spread over rayon threads, both operands

@@ -14,7 +14,8 @@
 //! small Llama on 2 cores spent about 60% of its wall time there (README, "Where the time goes
 //! on CPU"); these five operations were most of that work, and zero-filling and realigning
 //! every product's output most of the rest. Once they were fused, the copies that moved the
-//! heads axis of attention's operands were most of what the calling thread still did alone.
+//! heads axis of attention's operands were the largest part of what the calling thread still
+//! did alone.
 
 pub mod attention_probs;
 pub mod grouped_matmul;
