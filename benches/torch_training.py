@@ -11,7 +11,7 @@ DPO loss with beta 0.1 against precomputed reference sums.
 Rows: 64 prompt + 192 completion tokens; 8 rows (2,048 tokens) per step. Prints the median
 tokens/s over `--steps` steps after one warm-up step. Two threads, as the Rust bench gets here.
 
-    /work/venv/bin/python benches/torch_training.py [10m] [100m] [--steps 4]
+    python3 benches/torch_training.py [10m] [100m] [--steps 4]
 """
 import argparse
 import statistics

@@ -78,9 +78,12 @@ fn median_tokens_per_s(dir: &Path) -> Result<(f64, usize)> {
     let mut tokens = 0;
     for line in text.lines().skip(1) {
         let value: serde_json::Value = serde_json::from_str(line)?;
-        if let (Some(rate), Some(n)) = (value["tokens_per_s"].as_f64(), value["tokens"].as_f64()) {
+        let (rate, seen, step) = (&value["tokens_per_s"], &value["num_tokens"], &value["step"]);
+        if let (Some(rate), Some(seen), Some(step)) = (rate.as_f64(), seen.as_f64(), step.as_f64())
+        {
             rates.push(rate);
-            tokens = n as usize;
+            // `num_tokens` counts from the start; every step here has the same rows.
+            tokens = (seen / step) as usize;
         }
     }
     if rates.is_empty() {

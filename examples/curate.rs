@@ -1,8 +1,8 @@
 //! Curates weak supervision: Stage I consistency selection, Stage II contrastive pair mining, and
 //! the quality (outcome and step-wise error rates) of any SFT or preference set.
 //!
-//! Input lines are model samples `{"id", "prompt", "response", ...}`; extra fields (a gold
-//! answer, say) are carried into the sets. Malformed lines stop the run with file and line,
+//! Input lines are model samples `{"id", "prompt", "response", ...}`, as the `generate` example
+//! writes them; extra fields (a gold answer, say) are carried into the sets. Malformed lines stop the run with file and line,
 //! unless `--skip-bad-lines` is given (then they are counted). Every set is written atomically.
 
 use std::io::Write;
@@ -11,17 +11,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde::de::DeserializeOwned;
-use w2s::curation::jsonl::{read_jsonl, write_jsonl, BadLines};
 use w2s::curation::quality::{pair_quality, sft_quality, Gold, GoldFormat, StepCheck};
 use w2s::curation::record::{PreferencePair, Sample, SftExample};
 use w2s::curation::stage1::{select_consistent, MatchMode};
 use w2s::curation::stage2::{mine_pairs, MiningConfig};
-use w2s::eval::atomic::write_atomic;
+use w2s::data::jsonl::{read_jsonl, write_jsonl, BadLines};
+use w2s::data::write_atomic;
 use w2s::eval::TaskKind;
 
 /// Curate weak-to-strong training data.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     /// Skip (and count) malformed JSONL lines instead of stopping at the first.
     #[arg(long, global = true)]
@@ -33,7 +33,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Stage I: keep questions where the weak and the ICL answers agree; write weak.jsonl,
-    /// icl.jsonl, hybrid.jsonl and stats.json to the output directory.
+    /// icl.jsonl, hybrid.jsonl and stats.json to the --output directory.
     Stage1 {
         /// Task whose answer rules apply: gsm8k, math or arithmetic.
         #[arg(long)]
@@ -45,8 +45,8 @@ enum Command {
         #[arg(long)]
         icl: PathBuf,
         /// Output directory (created if missing).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, short = 'o', alias = "out")]
+        output: PathBuf,
         /// How answers are compared: exact (normalized strings, the paper's code) or equivalent.
         #[arg(long, default_value = "exact")]
         r#match: MatchMode,
@@ -63,9 +63,9 @@ enum Command {
         /// Weak samples, one per question.
         #[arg(long)]
         weak: PathBuf,
-        /// Where to write the pairs.
-        #[arg(long)]
-        out: PathBuf,
+        /// Where to write the pairs (JSONL).
+        #[arg(long, short = 'o', alias = "out")]
+        output: PathBuf,
         /// Skip questions whose confidence is below this.
         #[arg(long, default_value_t = 0.6)]
         tau_low: f64,
@@ -91,7 +91,9 @@ enum Command {
         /// SFT ({"prompt", "completion"}) or, with --pairs, preference JSONL.
         #[arg(long)]
         input: PathBuf,
-        /// Field holding the gold answer.
+        /// Field holding the gold answer: `gold` in the sets the pipeline writes; for sets curated
+        /// from `generate` on a benchmark file, GSM8K's `answer` with --gold-format solution, or
+        /// MATH's `answer`.
         #[arg(long, default_value = "gold")]
         gold_field: String,
         /// What the gold field holds: answer (the final answer) or solution (a full solution).
@@ -132,21 +134,22 @@ fn main() -> Result<()> {
             task,
             weak,
             icl,
-            out,
+            output,
             r#match,
         } => {
             let weak: Vec<Sample> = read(&weak, bad_lines)?;
             let icl: Vec<Sample> = read(&icl, bad_lines)?;
             let sets = select_consistent(task, &weak, &icl, r#match)?;
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            std::fs::create_dir_all(&output)
+                .with_context(|| format!("creating --output {}", output.display()))?;
             for (name, set) in [
                 ("weak", &sets.weak),
                 ("icl", &sets.icl),
                 ("hybrid", &sets.hybrid),
             ] {
-                write_jsonl(out.join(format!("{name}.jsonl")), set.iter())?;
+                write_jsonl(output.join(format!("{name}.jsonl")), set.iter())?;
             }
-            write_json(&out.join("stats.json"), &sets.stats)?;
+            write_json(&output.join("stats.json"), &sets.stats)?;
             let s = &sets.stats;
             println!(
                 "kept {} of {} questions ({match} match); dropped: weak empty {}, icl empty {}, \
@@ -166,7 +169,7 @@ fn main() -> Result<()> {
             task,
             samples,
             weak,
-            out,
+            output,
             tau_low,
             tau_high,
             pairs_per_question,
@@ -183,7 +186,7 @@ fn main() -> Result<()> {
             let samples: Vec<Sample> = read(&samples, bad_lines)?;
             let weak: Vec<Sample> = read(&weak, bad_lines)?;
             let mined = mine_pairs(task, &samples, &weak, &config)?;
-            write_jsonl(&out, mined.pairs.iter())?;
+            write_jsonl(&output, mined.pairs.iter())?;
             let s = &mined.stats;
             println!(
                 "{} pairs from {} of {} questions (weak chosen {}, weak rejected {}); skipped: \

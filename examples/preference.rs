@@ -9,8 +9,10 @@
 //! ```
 //! A `[loss]` table in the TOML config takes any `w2s_losses::PreferenceLossConfig`
 //! (e.g. `type = "dpo"`, `beta = 0.1`, `label_smoothing = 0.1`) and wins over --loss/--beta.
+//! Defaults are TRL's `DPOConfig` ones (learning rate 1e-6, β 0.1, sigmoid loss), which its
+//! ORPO and CPO (SimPO) configs share.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;
 use clap::{Parser, ValueEnum};
 use w2s::backend;
@@ -20,11 +22,14 @@ use w2s::train::{
     load_reference_cache, precompute_reference, save_reference_cache, tokenize_pairs,
     train_preference, Reference,
 };
-use w2s::train_args::{config_table, Start, TrainArgs};
+use w2s::train_args::{
+    config_table, parse_with_defaults, reference_mode, trl_preference_defaults, ReferenceMode,
+    Start, TrainArgs,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Loss {
-    /// DPO (cDPO with --label-smoothing).
+    /// DPO (cDPO with --label-smoothing); TRL's default `loss_type`, `sigmoid`.
     Dpo,
     /// IPO on per-token mean log-ratios (TRL's `ipo`).
     Ipo,
@@ -34,45 +39,38 @@ enum Loss {
     Robust,
     /// ORPO (reference-free; the paper's released models use it).
     Orpo,
-    /// SimPO with absolute margin --gamma (reference-free).
+    /// SimPO with absolute margin --gamma (reference-free): TRL's CPO with `loss_type="simpo"`
+    /// and `cpo_alpha=0`, its pure-SimPO setting.
     Simpo,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ReferenceMode {
-    /// Score the reference once before training and keep only the values (default).
-    Precomputed,
-    /// Keep a frozen copy of the starting model and score every batch.
-    Model,
 }
 
 /// Train a HF Llama on preference pairs.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     run: TrainArgs,
     /// The preference loss.
     #[arg(long, value_enum, default_value_t = Loss::Dpo)]
     loss: Loss,
-    /// β: temperature of DPO/IPO/hinge/robust/SimPO, weight λ of ORPO's odds-ratio term.
+    /// β: temperature of DPO/IPO/hinge/robust/SimPO, weight λ of ORPO's odds-ratio term. 0.1 is
+    /// TRL's default for DPO, ORPO and CPO alike; the SimPO paper uses 2-10.
     #[arg(long, default_value_t = 0.1)]
     beta: f64,
-    /// Label smoothing ε of DPO (cDPO) and robust DPO, in [0, 0.5).
+    /// Label smoothing ε of DPO (cDPO), robust DPO and SimPO, in [0, 0.5) (TRL default 0).
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f64,
-    /// SimPO's absolute target margin γ.
+    /// SimPO's absolute target margin γ (TRL `simpo_gamma`).
     #[arg(long, default_value_t = 0.5)]
     gamma: f64,
-    /// How losses with a reference get its log-probs.
-    #[arg(long, value_enum, default_value_t = ReferenceMode::Precomputed)]
-    reference: ReferenceMode,
+    /// Where the reference log-probs come from [default: precomputed for losses with a
+    /// reference, none for the reference-free ORPO and SimPO].
+    #[arg(long, value_enum)]
+    reference: Option<ReferenceMode>,
 }
 
 fn loss_config(args: &Args) -> Result<PreferenceLossConfig> {
-    let from_file: Option<PreferenceLossConfig> =
-        config_table::<Option<PreferenceLossConfig>>(args.run.config.as_deref(), "loss")?;
-    if let Some(loss) = from_file {
+    if let Some(loss) = config_table(args.run.config.as_deref(), "loss")? {
         return Ok(loss);
     }
     let (beta, label_smoothing) = (args.beta, args.label_smoothing);
@@ -113,11 +111,13 @@ fn loss_config(args: &Args) -> Result<PreferenceLossConfig> {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let defaults = trl_preference_defaults();
+    let args: Args = parse_with_defaults(&defaults);
     let loss = loss_config(&args)?;
     loss.validate()?;
+    let mode = reference_mode(&loss, args.reference)?;
     let run = &args.run;
-    let config = run.train_config()?;
+    let config = run.train_config(&defaults)?;
     let Start {
         dir,
         tokenizer,
@@ -125,11 +125,12 @@ fn main() -> Result<()> {
     } = run.start()?;
     let (train, eval) =
         run.datasets(|pairs: &[PreferencePair]| tokenize_pairs(pairs, &tokenizer, eos))?;
-    let reference = match (loss.needs_reference(), args.reference) {
-        (false, _) => Reference::None,
-        (true, ReferenceMode::Model) => Reference::Model(Box::new(dir.model.valid())),
-        (true, ReferenceMode::Precomputed) => {
-            std::fs::create_dir_all(&run.output)?;
+    let reference = match mode {
+        ReferenceMode::None => Reference::None,
+        ReferenceMode::Model => Reference::Model(Box::new(dir.model.valid())),
+        ReferenceMode::Precomputed => {
+            std::fs::create_dir_all(&run.output)
+                .with_context(|| format!("creating --output {}", run.output.display()))?;
             let frozen = dir.model.valid();
             let cached = |name: &str, pairs: &[_]| -> Result<_> {
                 let path = run.output.join(name);

@@ -4,28 +4,30 @@
 //!
 //! ```text
 //! cargo run --release --example sft -- --model base/ --train sft.jsonl --output runs/sft \
-//!     --config configs/sft.toml --epochs 2
+//!     --config sft.toml --epochs 2
 //! ```
-//! The TOML file's `[train]` table takes any field of `w2s_train::TrainConfig`.
+//! The TOML file's `[train]` table takes any field of `w2s_train::TrainConfig`. Defaults are TRL's
+//! `SFTConfig` ones (learning rate 2e-5, linear decay, 3 epochs); `--help` shows them.
 
 use anyhow::Result;
 use clap::Parser;
 use w2s::backend;
 use w2s::curation::record::SftExample;
 use w2s::train::{tokenize_sft, train_sft};
-use w2s::train_args::{Start, TrainArgs};
+use w2s::train_args::{parse_with_defaults, trl_sft_defaults, Start, TrainArgs};
 
 /// Fine-tune a HF Llama on prompt/completion JSONL (loss on the completion only).
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     #[command(flatten)]
     run: TrainArgs,
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse().run;
-    let config = args.train_config()?;
+    let defaults = trl_sft_defaults();
+    let args = parse_with_defaults::<Args>(&defaults).run;
+    let config = args.train_config(&defaults)?;
     let Start {
         dir,
         tokenizer,

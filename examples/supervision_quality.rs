@@ -5,9 +5,9 @@
 //!
 //! ```text
 //! cargo run --release --example supervision_quality
-//! cargo run --release --example supervision_quality -- --config my-study.toml --out runs/mine
+//! cargo run --release --example supervision_quality -- --config my-study.toml --output runs/mine
 //! ```
-//! A rerun with the same `--out` skips every set whose examples and training did not change.
+//! A rerun with the same `--output` skips every set whose examples and training did not change.
 
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ use w2s::train::study::{run_study, StudyConfig};
 /// plus subtasks against plus a rephrased copy. Each set's outcome and step-wise error rates are
 /// measured back and printed beside the rates asked for.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     /// Study config (TOML); without it, the built-in arithmetic task with the built-in strong
     /// model (`--print-config` shows it). For your own GSM8K or MATH supervision, set
@@ -33,8 +33,13 @@ struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Run directory: every set, model, evaluation and the report.
-    #[arg(long, default_value = "runs/supervision_quality")]
-    out: PathBuf,
+    #[arg(
+        long,
+        short = 'o',
+        alias = "out",
+        default_value = "runs/supervision_quality"
+    )]
+    output: PathBuf,
     /// Recompute every stage (otherwise stages with unchanged inputs are reused).
     #[arg(long)]
     fresh: bool,
@@ -63,14 +68,14 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let options = PipelineOptions {
-        out: args.out.clone(),
+        out: args.output.clone(),
         fresh: args.fresh,
         quiet: args.quiet,
         backend: backend::name().to_string(),
     };
     let report = run_study::<backend::Training>(&config, &options, &backend::device())
-        .with_context(|| format!("study run in {}", args.out.display()))?;
+        .with_context(|| format!("study run in {}", args.output.display()))?;
     println!("{}", report.to_markdown());
-    println!("report: {}", args.out.join("study.json").display());
+    println!("report: {}", args.output.join("study.json").display());
     Ok(())
 }

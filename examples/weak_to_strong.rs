@@ -1,4 +1,4 @@
-//! The main job: the whole weak-to-strong pipeline of METHOD.md, end to end.
+//! The main job: the whole weak-to-strong pipeline of docs/method.md, end to end.
 //!
 //! With no config it runs the embedded default: the built-in arithmetic task, with a weak and a
 //! strong Llama that ship pretrained inside w2s, fine-tuned on CPU; `--from-scratch` pretrains
@@ -7,10 +7,10 @@
 //!
 //! ```text
 //! cargo run --release --example weak_to_strong
-//! cargo run --release --example weak_to_strong -- --seed 1 --out runs/seed1
+//! cargo run --release --example weak_to_strong -- --seed 1 --output runs/seed1
 //! cargo run --release --features cuda --example weak_to_strong -- --config configs/gsm8k.toml
 //! ```
-//! A rerun with the same `--out` skips every stage whose inputs did not change.
+//! A rerun with the same `--output` skips every stage whose inputs did not change.
 
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use clap::Parser;
 use w2s::backend;
-use w2s::eval::atomic::write_atomic;
+use w2s::data::write_atomic;
 use w2s::train::pipeline::{
     run_pipeline, summarize, summary_markdown, PipelineConfig, PipelineOptions, PipelineReport,
 };
@@ -28,7 +28,7 @@ use w2s::train::pipeline::{
 /// consistency) and Stage II (preference optimization on mined pairs), then report test
 /// accuracy and PGR of every model.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_about = None)]
 struct Args {
     /// Pipeline config (TOML); without it, the embedded arithmetic default
     /// (`--print-config` shows it). configs/ holds GSM8K and MATH recipes.
@@ -40,16 +40,21 @@ struct Args {
     #[arg(long, conflicts_with = "config")]
     from_scratch: bool,
     /// Run directory: every stage's data, samples, models and the report.
-    #[arg(long, default_value = "runs/weak_to_strong")]
-    out: PathBuf,
+    #[arg(
+        long,
+        short = 'o',
+        alias = "out",
+        default_value = "runs/weak_to_strong"
+    )]
+    output: PathBuf,
     /// Recompute every stage (otherwise stages with unchanged inputs are reused).
     #[arg(long)]
     fresh: bool,
     /// Override the config's seed (splits, initialisation, sampling).
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
-    /// Run once per seed, each into OUT/seed-N/, then print the mean and standard deviation of
-    /// every row (also OUT/summary.json and OUT/summary.md). Example: --seeds 0,1,2
+    /// Run once per seed, each into OUTPUT/seed-N/, then print the mean and standard deviation of
+    /// every row (also OUTPUT/summary.json and OUTPUT/summary.md). Example: --seeds 0,1,2
     #[arg(long, value_delimiter = ',')]
     seeds: Vec<u64>,
     /// No progress bars or stage lines.
@@ -83,22 +88,22 @@ fn main() -> Result<()> {
         );
     }
     if args.seeds.is_empty() {
-        let report = run(&config, &args, args.out.clone())?;
+        let report = run(&config, &args, args.output.clone())?;
         println!("{}", report.to_markdown());
-        println!("report: {}", args.out.join("report.json").display());
+        println!("report: {}", args.output.join("report.json").display());
         return Ok(());
     }
     let mut reports = Vec::new();
     for &seed in &args.seeds {
         config.seed = seed;
-        let report = run(&config, &args, args.out.join(format!("seed-{seed}")))?;
+        let report = run(&config, &args, args.output.join(format!("seed-{seed}")))?;
         println!("{}", report.to_markdown());
         reports.push(report);
     }
     let rows = summarize(&reports);
     let markdown = summary_markdown(&args.seeds, &rows);
     let write = |name: &str, text: &str| {
-        write_atomic(args.out.join(name), |w| w.write_all(text.as_bytes()))
+        write_atomic(args.output.join(name), |w| w.write_all(text.as_bytes()))
     };
     write("summary.json", &serde_json::to_string_pretty(&rows)?)?;
     write("summary.md", &markdown)?;

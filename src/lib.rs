@@ -4,19 +4,25 @@
 //! it keeps the weak answers its own in-context answers agree with (Stage I), then trains on
 //! preference pairs mined from its own samples (Stage II). This facade re-exports the crates:
 //!
+//! - [`data`]: record types, JSONL, atomic writes and digests, shared by every crate;
 //! - [`llama`]: the Llama model, HF checkpoints, tokenizer and generation;
 //! - [`losses`]: sequence log-probs, SFT and preference losses (DPO family, ORPO, SimPO);
 //! - [`eval`]: tasks, answer grading, metrics and reports;
+//! - [`arith`]: the built-in arithmetic task and its shipped base models;
 //! - [`curation`]: Stage I selection, Stage II pair mining, supervision quality;
 //! - [`train`]: SFT and preference trainers, checkpoints and resume, sampling and evaluation runs.
 //!
 //! [`backend`] picks the tensor backend from cargo features for the example binaries;
-//! [`train_args`] holds the command-line options the `sft` and `preference` examples share.
+//! [`train_args`] holds the command-line options the `sft` and `preference` examples share;
+//! [`model_io`] runs a model over JSONL lines for the `generate` and `score` examples.
 
 pub mod backend;
+pub mod model_io;
 pub mod train_args;
 
+pub use w2s_arith as arith;
 pub use w2s_curation as curation;
+pub use w2s_data as data;
 pub use w2s_eval as eval;
 pub use w2s_llama as llama;
 pub use w2s_losses as losses;

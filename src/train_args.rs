@@ -1,13 +1,18 @@
 //! Command-line options shared by the `sft` and `preference` examples: where the model and data
 //! are, where the run writes, and the training options that override the `[train]` table of a
-//! TOML config file.
+//! TOML config file, which in turn overrides the example's defaults.
+//!
+//! The defaults are TRL's ([`trl_sft_defaults`], [`trl_preference_defaults`]), so a recipe
+//! written for TRL means the same here; `--help` shows each example's default beside its flag.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use clap::Args;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, ValueEnum};
 use serde::de::DeserializeOwned;
-use w2s_eval::jsonl::{read_jsonl, BadLines};
+use serde::Serialize;
+use w2s_data::jsonl::{read_jsonl, BadLines};
+use w2s_losses::PreferenceLossConfig;
 use w2s_train::{LrSchedule, TrainConfig};
 
 /// Options of a training run.
@@ -23,46 +28,50 @@ pub struct TrainArgs {
     #[arg(long)]
     pub eval: Option<PathBuf>,
     /// Output directory: checkpoints ckpt-N/, metrics.jsonl, and the trained model in final/.
-    #[arg(long)]
+    #[arg(long, short = 'o')]
     pub output: PathBuf,
-    /// TOML config file; its [train] table holds any field of w2s_train::TrainConfig. Options
-    /// given on the command line override it.
+    /// TOML config file; its [train] table holds any field of w2s_train::TrainConfig and
+    /// replaces the defaults shown here. Options given on the command line override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Peak learning rate.
+    /// Peak learning rate (TRL `learning_rate`).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Schedule after warmup: constant, linear or cosine.
+    /// Schedule after warmup: constant, linear or cosine (TRL `lr_scheduler_type`).
     #[arg(long)]
     pub schedule: Option<String>,
-    /// Optimizer steps of linear warmup.
+    /// Optimizer steps of linear warmup (TRL `warmup_steps`; its `warmup_ratio` is 0 too).
     #[arg(long)]
     pub warmup_steps: Option<usize>,
-    /// AdamW decoupled weight decay.
+    /// AdamW decoupled weight decay (TRL `weight_decay`).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Clip gradients to this global L2 norm (0 disables clipping).
+    /// Clip gradients to this global L2 norm, 0 disables clipping (TRL `max_grad_norm`).
     #[arg(long)]
     pub max_grad_norm: Option<f64>,
-    /// Passes over the training data.
+    /// Passes over the training data (TRL `num_train_epochs`).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Stop after this many optimizer steps.
     #[arg(long)]
     pub max_steps: Option<usize>,
-    /// Padded tokens per micro-batch (rows x longest row).
+    /// Padded tokens per micro-batch (rows x longest row). TRL counts rows instead
+    /// (`per_device_train_batch_size`, 8); w2s budgets tokens because a budget bounds memory
+    /// whatever the sequence lengths, which a row count does not.
     #[arg(long)]
     pub batch_tokens: Option<usize>,
-    /// Micro-batches per optimizer step.
+    /// Micro-batches per optimizer step (TRL `gradient_accumulation_steps`).
     #[arg(long)]
     pub grad_accum: Option<usize>,
-    /// Longest sequence trained on (default: the model's context).
+    /// Longest sequence trained on (default: the model's context). TRL truncates at
+    /// `max_length`, 1024; w2s never truncates (a cut completion loses its final answer), so a
+    /// longer sequence is an error, or left out with --skip-overlong.
     #[arg(long)]
     pub max_seq_len: Option<usize>,
     /// Leave out sequences over --max-seq-len instead of failing.
     #[arg(long)]
     pub skip_overlong: bool,
-    /// Seed of the data order.
+    /// Seed of the data order (TRL `seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Evaluate every this many steps.
@@ -82,20 +91,107 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Reads `[table]` of a TOML file into `T` (the default when the file or table is absent).
-pub fn config_table<T: DeserializeOwned + Default>(file: Option<&Path>, table: &str) -> Result<T> {
+/// TRL's `SFTConfig` defaults for the options w2s has: learning rate 2e-5, linear decay, no
+/// warmup, 3 epochs, clipping at global norm 1.0, no weight decay, AdamW β = (0.9, 0.999),
+/// ε = 1e-8, seed 42. The batch is a token budget (see `--batch-tokens`).
+pub fn trl_sft_defaults() -> TrainConfig {
+    TrainConfig {
+        learning_rate: 2e-5,
+        schedule: LrSchedule::Linear,
+        epochs: 3,
+        ..TrainConfig::default()
+    }
+}
+
+/// TRL's `DPOConfig` defaults, which its `ORPOConfig` and `CPOConfig` (SimPO) share: as
+/// [`trl_sft_defaults`] with learning rate 1e-6.
+pub fn trl_preference_defaults() -> TrainConfig {
+    TrainConfig {
+        learning_rate: 1e-6,
+        ..trl_sft_defaults()
+    }
+}
+
+/// The `--schedule` value of `schedule`.
+fn schedule_name(schedule: LrSchedule) -> &'static str {
+    match schedule {
+        LrSchedule::Constant => "constant",
+        LrSchedule::Linear => "linear",
+        LrSchedule::Cosine => "cosine",
+    }
+}
+
+fn parse_schedule(name: &str) -> Result<LrSchedule> {
+    let schedules = [LrSchedule::Constant, LrSchedule::Linear, LrSchedule::Cosine];
+    match schedules.into_iter().find(|&s| schedule_name(s) == name) {
+        Some(schedule) => Ok(schedule),
+        None => bail!("--schedule {name}: expected constant, linear or cosine"),
+    }
+}
+
+/// Parses the command line of `A`, whose flattened [`TrainArgs`] take their defaults from
+/// `defaults`; `--help` shows them as `[default: ...]`. Exits with clap's message on a bad
+/// command line, as `A::parse()` does.
+pub fn parse_with_defaults<A: Parser>(defaults: &TrainConfig) -> A {
+    let matches = show_defaults(A::command(), defaults).get_matches();
+    A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `command` with `[default: ...]` appended to the help of every training flag that `defaults`
+/// decides.
+fn show_defaults(command: clap::Command, defaults: &TrainConfig) -> clap::Command {
+    let shown = [
+        ("lr", format!("{:e}", defaults.learning_rate)),
+        ("schedule", schedule_name(defaults.schedule).to_string()),
+        ("warmup_steps", defaults.warmup_steps.to_string()),
+        ("weight_decay", defaults.weight_decay.to_string()),
+        (
+            "max_grad_norm",
+            defaults.max_grad_norm.unwrap_or(0.0).to_string(),
+        ),
+        ("epochs", defaults.epochs.to_string()),
+        ("batch_tokens", defaults.batch_tokens.to_string()),
+        ("grad_accum", defaults.grad_accum_steps.to_string()),
+        ("seed", defaults.seed.to_string()),
+    ];
+    shown.into_iter().fold(command, |command, (id, value)| {
+        command.mut_arg(id, |arg| {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!("{help} [default: {value}]"))
+        })
+    })
+}
+
+/// Reads `[table]` of a TOML config file; `None` when no file is given or it has no such table.
+pub fn config_table<T: DeserializeOwned>(file: Option<&Path>, table: &str) -> Result<Option<T>> {
     let Some(path) = file else {
-        return Ok(T::default());
+        return Ok(None);
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let mut doc: toml::Table =
         toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-    match doc.remove(table) {
-        Some(value) => value
-            .try_into()
-            .with_context(|| format!("{}: table [{table}]", path.display())),
-        None => Ok(T::default()),
+    doc.remove(table)
+        .map(|value| value.try_into())
+        .transpose()
+        .with_context(|| format!("{}: table [{table}]", path.display()))
+}
+
+/// `base` with the keys of `[table]` of a TOML config file put over it: a key the table sets
+/// replaces base's value, every other key keeps it (unknown keys are still rejected by `T`).
+pub fn config_table_over<T: Serialize + DeserializeOwned>(
+    file: Option<&Path>,
+    table: &str,
+    base: &T,
+) -> Result<T> {
+    let mut merged = serde_json::to_value(base)?;
+    let overrides: Option<serde_json::Map<String, serde_json::Value>> = config_table(file, table)?;
+    if let (Some(fields), Some(overrides)) = (merged.as_object_mut(), overrides) {
+        fields.extend(overrides);
     }
+    serde_json::from_value(merged).with_context(|| {
+        let file = file.map_or(String::new(), |path| path.display().to_string());
+        format!("{file}: table [{table}]")
+    })
 }
 
 /// Reads every record of a JSONL file.
@@ -105,6 +201,7 @@ pub fn read_records<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 
 /// What a run starts from: the model (on the training backend), its tokenizer, and the EOS id
 /// appended to completions (none with `--no-eos` or when the config names none).
+#[derive(Debug)]
 pub struct Start {
     /// The model directory given with `--model`.
     pub dir: w2s_llama::ModelDir<crate::backend::Training>,
@@ -146,20 +243,16 @@ impl TrainArgs {
         Ok((read(&self.train)?, eval))
     }
 
-    /// The config file's `[train]` table with the command-line options applied, validated.
-    pub fn train_config(&self) -> Result<TrainConfig> {
-        let mut c: TrainConfig = config_table(self.config.as_deref(), "train")?;
+    /// `defaults`, then the config file's `[train]` table over them, then the command-line
+    /// options over both; validated.
+    pub fn train_config(&self, defaults: &TrainConfig) -> Result<TrainConfig> {
+        let mut c = config_table_over(self.config.as_deref(), "train", defaults)?;
         let set = |slot: &mut usize, v: Option<usize>| v.into_iter().for_each(|v| *slot = v);
         if let Some(v) = self.lr {
             c.learning_rate = v;
         }
         if let Some(s) = &self.schedule {
-            c.schedule = match s.as_str() {
-                "constant" => LrSchedule::Constant,
-                "linear" => LrSchedule::Linear,
-                "cosine" => LrSchedule::Cosine,
-                other => anyhow::bail!("--schedule {other}: expected constant, linear or cosine"),
-            };
+            c.schedule = parse_schedule(s)?;
         }
         set(&mut c.warmup_steps, self.warmup_steps);
         if let Some(v) = self.weight_decay {
@@ -193,5 +286,204 @@ impl TrainArgs {
             tokenizer,
             ..w2s_train::TrainOptions::new(&self.output)
         }
+    }
+}
+
+/// Where a preference loss gets the reference model's log-probs (`--reference`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReferenceMode {
+    /// Score the starting model once before training and keep only the values (the default for
+    /// losses with a reference; one model in memory).
+    Precomputed,
+    /// Keep a frozen copy of the starting model and score every batch.
+    Model,
+    /// No reference: the reference-free losses ORPO and SimPO (their default), or a DPO-family
+    /// loss with `reference_free = true` in the config's [loss] table.
+    None,
+}
+
+/// The reference mode of a run with `loss`: `asked` (the `--reference` flag) when it fits the
+/// loss, else the loss's default.
+///
+/// # Errors
+/// `none` for a loss that compares against a reference, and `precomputed` or `model` for a
+/// reference-free loss, where the flag would do nothing.
+pub fn reference_mode(
+    loss: &PreferenceLossConfig,
+    asked: Option<ReferenceMode>,
+) -> Result<ReferenceMode> {
+    let name = loss.name();
+    match (loss.needs_reference(), asked) {
+        (true, None) => Ok(ReferenceMode::Precomputed),
+        (true, Some(ReferenceMode::None)) => bail!(
+            "--reference none: the {name} loss compares the model against a reference; give \
+             --reference precomputed or model, choose a reference-free loss (--loss orpo or \
+             simpo), or set reference_free = true in the config's [loss] table"
+        ),
+        (true, Some(mode)) => Ok(mode),
+        (false, None | Some(ReferenceMode::None)) => Ok(ReferenceMode::None),
+        (false, Some(mode)) => bail!(
+            "--reference {}: the {name} loss is reference-free and reads no reference; leave \
+             --reference out or give none",
+            mode.to_possible_value()
+                .map(|value| value.get_name().to_owned())
+                .unwrap_or_default()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A command line with only the shared training options.
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: TrainArgs,
+    }
+
+    fn cli(extra: &[&str]) -> Result<Cli> {
+        let base = ["train", "--model", "m", "--train", "t.jsonl", "-o", "out"];
+        Ok(Cli::try_parse_from(base.iter().chain(extra))?)
+    }
+
+    #[test]
+    fn defaults_are_trl_ones() {
+        let sft = trl_sft_defaults();
+        assert_eq!(
+            (
+                sft.learning_rate,
+                sft.schedule,
+                sft.warmup_steps,
+                sft.epochs
+            ),
+            (2e-5, LrSchedule::Linear, 0, 3)
+        );
+        assert_eq!(
+            (sft.weight_decay, sft.max_grad_norm, sft.seed),
+            (0.0, Some(1.0), 42)
+        );
+        assert_eq!(
+            (sft.adam_beta1, sft.adam_beta2, sft.adam_epsilon),
+            (0.9, 0.999, 1e-8)
+        );
+        let preference = trl_preference_defaults();
+        assert_eq!(preference.learning_rate, 1e-6);
+        assert_eq!(
+            TrainConfig {
+                learning_rate: sft.learning_rate,
+                ..preference
+            },
+            sft
+        );
+    }
+
+    #[test]
+    fn command_line_beats_config_file_beats_defaults() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("run.toml");
+        std::fs::write(&config, "[train]\nepochs = 5\nlearning_rate = 3e-4\n")?;
+        let config = config.to_string_lossy().into_owned();
+        let args = cli(&["--config", &config, "--lr", "1e-3"])?.run;
+        assert_eq!(args.output, PathBuf::from("out"));
+        let c = args.train_config(&trl_preference_defaults())?;
+        assert_eq!((c.learning_rate, c.epochs), (1e-3, 5));
+        assert_eq!(
+            (c.schedule, c.max_grad_norm),
+            (LrSchedule::Linear, Some(1.0))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_misspelt_config_key_names_file_and_table() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("run.toml");
+        std::fs::write(&config, "[train]\nlearning_rat = 1e-4\n")?;
+        let err = config_table_over(Some(&config), "train", &trl_sft_defaults())
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(
+            err.starts_with(&format!("{}: table [train]", config.display())),
+            "{err}"
+        );
+        assert!(err.contains("learning_rat"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_schedule_is_named() -> Result<()> {
+        let err = cli(&["--schedule", "step"])?
+            .run
+            .train_config(&trl_sft_defaults())
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("--schedule step: expected constant, linear or cosine")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn help_shows_the_example_defaults() {
+        let mut command = show_defaults(Cli::command(), &trl_preference_defaults());
+        command.build();
+        command.clone().debug_assert();
+        let help = command.render_help().to_string();
+        for shown in [
+            "[default: 1e-6]",
+            "[default: linear]",
+            "[default: 3]",
+            "[default: 42]",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from:\n{help}");
+        }
+    }
+
+    fn dpo(reference_free: bool) -> PreferenceLossConfig {
+        PreferenceLossConfig::Dpo {
+            beta: 0.1,
+            label_smoothing: 0.0,
+            nll_alpha: 0.0,
+            reference_free,
+        }
+    }
+
+    #[test]
+    fn reference_none_works_only_without_a_reference() -> Result<()> {
+        let orpo = PreferenceLossConfig::Orpo {
+            beta: 0.1,
+            nll_scope: Default::default(),
+        };
+        let none = Some(ReferenceMode::None);
+        assert_eq!(
+            reference_mode(&dpo(false), None)?,
+            ReferenceMode::Precomputed
+        );
+        assert_eq!(
+            reference_mode(&dpo(false), Some(ReferenceMode::Model))?,
+            ReferenceMode::Model
+        );
+        assert_eq!(reference_mode(&orpo, None)?, ReferenceMode::None);
+        assert_eq!(reference_mode(&orpo, none)?, ReferenceMode::None);
+        assert_eq!(reference_mode(&dpo(true), none)?, ReferenceMode::None);
+        let err = |loss: &PreferenceLossConfig, mode| {
+            reference_mode(loss, mode).err().map(|e| e.to_string())
+        };
+        let dpo_none = err(&dpo(false), none).unwrap_or_default();
+        assert!(
+            dpo_none.starts_with("--reference none: the dpo loss"),
+            "{dpo_none}"
+        );
+        let orpo_model = err(&orpo, Some(ReferenceMode::Model)).unwrap_or_default();
+        assert!(
+            orpo_model.starts_with("--reference model: the orpo loss is reference-free"),
+            "{orpo_model}"
+        );
+        Ok(())
     }
 }

@@ -1,19 +1,21 @@
-//! The whole pipeline on a tiny budget: every stage runs, writes its artifacts and the report,
-//! and a rerun reuses every stage. Three paths: the embedded arithmetic task with models from
-//! scratch (both pretrained), the same task from the built-in bases, and real HF model
-//! directories (w2s-llama's tiny fixtures) on a GSM8K-format file.
+//! The whole pipeline on a tiny budget: every stage runs, writes its artifacts and the report
+//! with the numbers seed 3 gives on CPU, and a rerun reuses every stage. Three paths: the
+//! embedded arithmetic task with models from scratch (both pretrained), the same task from the
+//! built-in bases, and real HF model directories (w2s-llama's tiny fixtures) on a GSM8K-format
+//! file.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde_json::Value;
+use w2s::arith::{DivisionRule, Family, Op, Surface};
 use w2s::backend;
 use w2s::curation::stage2::MiningConfig;
-use w2s::eval::arithmetic::{DivisionRule, Family, Op, Surface};
 use w2s::eval::TaskKind;
 use w2s::llama::{LlamaConfig, ModelDir};
 use w2s::losses::PreferenceLossConfig;
 use w2s::train::pipeline::{
-    run_pipeline, scratch_config, BuiltinModel, DataConfig, DecodeConfig, ModelSpec, NamedLoss,
+    run_pipeline, scratch_config, BaseModel, DataConfig, DecodeConfig, ModelSpec, NamedLoss,
     PipelineConfig, PipelineOptions, PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
 };
 use w2s::train::{Overlong, TrainConfig};
@@ -122,48 +124,119 @@ fn run(config: &PipelineConfig, out: &Path) -> Result<w2s::train::pipeline::Pipe
     )?)
 }
 
-fn check_report(out: &Path, iterations: usize) -> Result<serde_json::Value> {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
-    let names: Vec<&str> = json["rows"]
-        .as_array()
-        .map(|rows| rows.iter().filter_map(|r| r["name"].as_str()).collect())
-        .unwrap_or_default();
+/// `report.json` of the run in `out`.
+fn read_report(out: &Path) -> Result<Value> {
+    let path = out.join("report.json");
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| path.display().to_string())
+}
+
+/// `json[key]` read by `read`; an error naming report.json and the key when it is missing or of
+/// another type.
+fn field<'a, T>(
+    json: &'a Value,
+    key: &str,
+    read: impl FnOnce(&'a Value) -> Option<T>,
+) -> Result<T> {
+    json.get(key)
+        .and_then(read)
+        .with_context(|| format!("report.json: `{key}` is missing or of another type in {json}"))
+}
+
+/// Lines of `file` in the run directory `out`.
+fn lines(out: &Path, file: &str) -> Result<usize> {
+    let path = out.join(file);
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    Ok(text.lines().count())
+}
+
+/// What seed 3 makes of a tiny run on the CPU backend. Two runs agree bit for bit: the splits
+/// come from the seed alone, and training, greedy decoding and seeded sampling repeat exactly.
+struct Pinned {
+    /// Lines of `splits/gold1.jsonl`, `splits/gold2.jsonl` and `splits/test.jsonl`.
+    splits: [usize; 3],
+    /// Per Stage I iteration: questions kept, accuracy of the first and of the second source.
+    stage1: Vec<(u64, f64, f64)>,
+    /// Stage II: mean sample accuracy, maj@n, pass@n, and pairs mined.
+    stage2: (f64, f64, f64, u64),
+    /// Test accuracy of every row, `weak` first and `ceiling` last.
+    accuracies: [f64; 8],
+}
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 1e-9
+}
+
+fn check_report(out: &Path, pinned: &Pinned) -> Result<()> {
+    let json = read_report(out)?;
+    let rows = field(&json, "rows", Value::as_array)?;
+    let names = rows
+        .iter()
+        .map(|row| field(row, "name", Value::as_str))
+        .collect::<Result<Vec<_>>>()?;
     let mut expected = vec!["weak", "naive"];
-    let iters: Vec<String> = (1..=iterations)
+    let iters: Vec<String> = (1..=pinned.stage1.len())
         .map(|t| format!("stage1_iter{t}"))
         .collect();
     expected.extend(iters.iter().map(String::as_str));
     expected.extend(["m_plus", "stage2_dpo", "stage2_orpo", "ceiling"]);
     assert_eq!(names, expected);
-    for row in json["rows"].as_array().into_iter().flatten() {
-        let acc = row["accuracy"].as_f64().unwrap_or(-1.0);
-        assert!((0.0..=1.0).contains(&acc), "{row}");
+    for (row, &want) in rows.iter().zip(&pinned.accuracies) {
+        let acc = field(row, "accuracy", Value::as_f64)?;
+        assert!(close(acc, want), "{row}: want accuracy {want}");
         assert!(row.get("pgr").is_some(), "{row}");
     }
     assert!(json["rows"][0]["pgr"].is_null());
     assert!(json["seconds"]["total"].as_u64().is_some());
-    assert_eq!(json["stage1"].as_array().map(Vec::len), Some(iterations));
-    assert!(json["stage2"]["pairs"].as_u64().is_some());
-    assert!(json["weak_labels"]["size"].as_u64().is_some());
-    for file in [
-        "report.md",
-        "report.svg",
-        "config.json",
-        "splits/gold1.jsonl",
-        "splits/test.jsonl",
+
+    let [gold1, gold2, test] = pinned.splits;
+    let split_lines = [
+        lines(out, "splits/gold1.jsonl")?,
+        lines(out, "splits/gold2.jsonl")?,
+        lines(out, "splits/test.jsonl")?,
+    ];
+    assert_eq!(split_lines, [gold1, gold2, test]);
+    let weak_labels = field(&json, "weak_labels", Some)?;
+    assert_eq!(field(weak_labels, "size", Value::as_u64)?, gold2 as u64);
+
+    let stage1 = field(&json, "stage1", Value::as_array)?;
+    assert_eq!(stage1.len(), pinned.stage1.len());
+    for (it, &(kept, first, second)) in stage1.iter().zip(&pinned.stage1) {
+        let accuracy = |source: &str| field(field(it, source, Some)?, "accuracy", Value::as_f64);
+        assert_eq!(field(it, "kept", Value::as_u64)?, kept, "{it}");
+        assert!(close(accuracy("first_source")?, first), "{it}");
+        assert!(close(accuracy("second_source")?, second), "{it}");
+        // The hybrid set holds each kept question twice, once per source.
+        let hybrid = field(field(it, "hybrid_set", Some)?, "size", Value::as_u64)?;
+        assert_eq!(hybrid, 2 * kept, "{it}");
+    }
+
+    let stage2 = field(&json, "stage2", Some)?;
+    let (sample_accuracy, majority, pass, pairs) = pinned.stage2;
+    for (key, want) in [
+        ("sample_accuracy", sample_accuracy),
+        ("majority_accuracy", majority),
+        ("pass_at_n", pass),
     ] {
+        assert!(close(field(stage2, key, Value::as_f64)?, want), "{key}");
+    }
+    assert_eq!(field(stage2, "pairs", Value::as_u64)?, pairs);
+    assert_eq!(lines(out, "stage2_pairs/pairs.jsonl")? as u64, pairs);
+    let mining = field(stage2, "mining", Some)?;
+    assert_eq!(field(mining, "questions", Value::as_u64)?, gold2 as u64);
+
+    for file in ["report.md", "report.svg", "config.json"] {
         assert!(out.join(file).is_file(), "missing {file}");
     }
-    Ok(json)
+    Ok(())
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
+        for entry in std::fs::read_dir(&d).with_context(|| d.display().to_string())? {
+            let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);
             } else {
@@ -171,7 +244,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[test]
@@ -186,7 +259,13 @@ fn the_embedded_task_runs_every_stage_and_reruns_for_free() -> Result<()> {
     };
     let config = tiny(data, TaskKind::Arithmetic, tiny_model(256), tiny_model(512));
     let first = run(&config, &out)?;
-    check_report(&out, 2)?;
+    let pinned = Pinned {
+        splits: [24, 12, 8],
+        stage1: vec![(0, 0.0, 0.0), (0, 0.0, 0.0)],
+        stage2: (0.0, 0.0, 0.0, 0),
+        accuracies: [0.0; 8],
+    };
+    check_report(&out, &pinned)?;
     for artifact in [
         "splits/tokenizer.json",
         "splits/pretrain.jsonl",
@@ -211,9 +290,8 @@ fn the_embedded_task_runs_every_stage_and_reruns_for_free() -> Result<()> {
         assert!(out.join(artifact).is_file(), "missing {artifact}");
     }
     assert!(first.reused_stages.is_empty());
-    let samples = std::fs::read_to_string(out.join("stage2_samples/samples.jsonl"))?;
-    assert_eq!(samples.lines().count(), 2 * 12);
-    assert!(files_under(&out)
+    assert_eq!(lines(&out, "stage2_samples/samples.jsonl")?, 2 * 12);
+    assert!(files_under(&out)?
         .iter()
         .all(|p| !p.to_string_lossy().ends_with(".tmp")));
 
@@ -266,9 +344,14 @@ fn real_model_directories_run_end_to_end() -> Result<()> {
     };
     let config = tiny(data, TaskKind::Gsm8k, weak, strong);
     let out = tmp.path().join("run");
-    let report = run(&config, &out)?;
-    check_report(&out, 2)?;
-    assert_eq!(report.rows.len(), 8);
+    run(&config, &out)?;
+    let pinned = Pinned {
+        splits: [8, 8, 4],
+        stage1: vec![(0, 0.0, 0.0), (7, 0.0, 0.0)],
+        stage2: (0.0, 0.0, 0.0, 0),
+        accuracies: [0.0; 8],
+    };
+    check_report(&out, &pinned)?;
     // Fine-tuned real models are saved back in HF layout with their tokenizer.
     for model in ["weak_sft/train/final", "ceiling/final"] {
         for file in ["config.json", "tokenizer.json"] {
@@ -314,9 +397,14 @@ fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
     let embedded = PipelineConfig::embedded();
     let config = tiny(data, TaskKind::Arithmetic, embedded.weak, embedded.strong);
     assert!(config.pretrain.is_none());
-    let report = run(&config, &out)?;
-    check_report(&out, 2)?;
-    assert_eq!(report.rows.len(), 8);
+    run(&config, &out)?;
+    let pinned = Pinned {
+        splits: [16, 8, 8],
+        stage1: vec![(1, 0.0, 0.125), (5, 0.0, 0.125)],
+        stage2: (0.0, 0.0, 0.0, 1),
+        accuracies: [0.0; 8],
+    };
+    check_report(&out, &pinned)?;
     for base in ["weak_base", "strong_base"] {
         for file in ["config.json", "model.safetensors", "tokenizer.json"] {
             assert!(
@@ -332,16 +420,16 @@ fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
 fn builtin_bases_are_the_from_scratch_models_and_load() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let tokenizer = tmp.path().join("tokenizer.json");
-    w2s::eval::arithmetic::tokenizer::write(&tokenizer)?;
-    let vocab = w2s::eval::arithmetic::tokenizer::vocabulary().len();
+    w2s::arith::tokenizer::write(&tokenizer)?;
+    let vocab = w2s::arith::tokenizer::vocabulary().len();
     let scratch = PipelineConfig::embedded_from_scratch();
     for (builtin, spec) in [
-        (BuiltinModel::ArithmeticWeak, &scratch.weak),
-        (BuiltinModel::ArithmeticStrong, &scratch.strong),
+        (BaseModel::ArithmeticWeak, &scratch.weak),
+        (BaseModel::ArithmeticStrong, &scratch.strong),
     ] {
         let dir = tmp.path().join(format!("{builtin:?}"));
         builtin.write(&tokenizer, &dir)?;
-        let expected = scratch_config(spec, vocab)?
+        let expected = scratch_config(spec, &tokenizer)?
             .expect("embedded_from_scratch has a model that is not from scratch");
         let mut shipped = LlamaConfig::from_file(dir.join("config.json"))?;
         // Saving adds the dtype keys; every field the model is built from must match.
@@ -350,7 +438,7 @@ fn builtin_bases_are_the_from_scratch_models_and_load() -> Result<()> {
             .retain(|key, _| expected.extra.contains_key(key));
         assert_eq!(
             shipped, expected,
-            "{builtin:?}: rebuild the assets (crates/w2s-train/assets/README.md)"
+            "{builtin:?}: rebuild the assets (crates/w2s-arith/assets/README.md)"
         );
         let loaded = ModelDir::<backend::Inference>::load(&dir, &Default::default())?;
         assert_eq!(loaded.tokenizer()?.vocab_size(), vocab, "{builtin:?}");

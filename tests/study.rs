@@ -39,7 +39,7 @@ fn the_shipped_study_config_is_the_default() -> Result<()> {
 fn requested_rates_are_measured_back_within_two_points() -> Result<()> {
     let mut config = StudyConfig::embedded();
     config.data = StudyData::Arithmetic {
-        family: w2s::eval::arithmetic::Family::target(3),
+        family: w2s::arith::Family::target(3),
         tasks: 400,
         test: 10,
     };
@@ -162,7 +162,7 @@ fn a_tiny_study_runs_end_to_end_and_reruns_for_free() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut config = StudyConfig::embedded();
     config.data = StudyData::Arithmetic {
-        family: w2s::eval::arithmetic::Family::target(3),
+        family: w2s::arith::Family::target(3),
         tasks: 12,
         test: 6,
     };

@@ -2,8 +2,8 @@
 //!
 //! The majority answer a+ is the most common normalized answer; confidence is the share of samples
 //! that give it; A+ are those samples and A- all others, **empty answers included** (W2SR
-//! `construct_majority_voting_data`, method-sources.md "Confidence"). The empty answer can itself be
-//! the majority; Stage II then skips the question.
+//! `construct_majority_voting_data`, docs/method.md "Stage II", step 2). The empty answer can
+//! itself be the majority; Stage II then skips the question.
 //!
 //! Tie rule: among equally common answers the one seen first wins, as Python's
 //! `Counter.most_common(1)` does (insertion-ordered dict, first maximum). With samples in seed

@@ -11,7 +11,7 @@
 //! - [`mix`]: sets combined and shuffled, each example tagged with the set it came from, for the
 //!   "adding subtask supervision (or a rephrased copy) to hard-task supervision" comparison.
 
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,7 @@ pub fn controlled_set(
             available: eligible.len(),
         });
     }
-    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(spec.seed);
     eligible.shuffle(&mut rng);
     let mut replaced = eligible[..needed].to_vec();
     replaced.sort_unstable();
@@ -134,7 +134,7 @@ fn pick_incorrect(
     replaced: &[usize],
     target: StepTarget,
     check: StepCheck,
-    rng: &mut StdRng,
+    rng: &mut ChaCha12Rng,
 ) -> Vec<usize> {
     if target == StepTarget::Random {
         return replaced
@@ -218,7 +218,7 @@ pub fn mix(parts: &[(&str, &[SftExample])], seed: u64) -> Vec<SftExample> {
             })
         })
         .collect();
-    mixed.shuffle(&mut StdRng::seed_from_u64(seed));
+    mixed.shuffle(&mut ChaCha12Rng::seed_from_u64(seed));
     mixed
 }
 

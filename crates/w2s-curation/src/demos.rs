@@ -1,4 +1,4 @@
-//! The k-shot demonstration picker for the ICL source of Stage I (METHOD.md "Stage I", step 2).
+//! The k-shot demonstration picker for the ICL source of Stage I (docs/method.md "Stage I", step 2).
 //!
 //! Demonstrations are the weak model's own solutions on D_gold,2 questions, taken **verbatim**,
 //! wrong ones included. The W2SR reference (`demonstrations.py:get_few_shot_prompts`) seeds,
@@ -12,7 +12,7 @@
 //! `answer_key in output` test, done with the real extractor).
 //! Prompt formatting of the picked demonstrations belongs to `w2s_eval`.
 
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use w2s_eval::answer::extract;
@@ -41,7 +41,7 @@ impl<'a> DemoPicker<'a> {
     /// Shuffle `pool` with `seed` and keep the solutions that pass `filter`.
     pub fn new(pool: &'a [Sample], k: usize, seed: u64, filter: DemoFilter) -> Self {
         let mut order: Vec<&Sample> = pool.iter().collect();
-        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        order.shuffle(&mut ChaCha12Rng::seed_from_u64(seed));
         order.retain(|sample| match filter {
             DemoFilter::AnyResponse => true,
             DemoFilter::NonEmptyAnswer(task) => extract(task, &sample.response).is_some(),

@@ -1,10 +1,11 @@
 //! The crate's one error type.
 //!
 //! Errors about a file carry its path and, for JSONL, the 1-based line number, after ripgrep's
-//! `ignore::Error` (see ARCHITECTURE.md, "Conventions"): a user fixing a shard must be told where
-//! to look. Files are read and written by w2s-eval's [`jsonl`](w2s_eval::jsonl) and
-//! [`atomic`](w2s_eval::atomic), so those errors are its [`EvalError`], wrapped.
+//! `ignore::Error`: a user fixing a shard must be told where to look. Files are read and written
+//! by w2s-data's [`jsonl`](w2s_data::jsonl) and [`atomic`](w2s_data::atomic), so those errors are
+//! its [`DataError`], wrapped.
 
+use w2s_data::DataError;
 use w2s_eval::EvalError;
 
 /// Everything that can go wrong in w2s-curation.
@@ -12,6 +13,9 @@ use w2s_eval::EvalError;
 pub enum CurationError {
     /// Reading or writing a file (JSONL or otherwise) failed; the error names the file and, for
     /// JSONL, the line.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Loading a benchmark file or computing a metric failed.
     #[error(transparent)]
     Eval(#[from] EvalError),
     /// Two records of one source share an id, so joining sources by id would be ambiguous.

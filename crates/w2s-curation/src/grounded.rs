@@ -14,8 +14,8 @@
 //! - a question number that no equation used is a *missing* step, except that each ungrounded
 //!   operand accounts for one unused number (a misread replaces a number, it does not skip one).
 //!
-//! So a solution with `k` slips of [`w2s_eval::arithmetic::Mistake`]'s kinds has `k` wrong or
-//! missing steps, over the gold solution's equation count.
+//! So a solution with `k` slips of the arithmetic task's `Mistake` kinds (w2s-arith) has `k`
+//! wrong or missing steps, over the gold solution's equation count.
 
 use w2s_eval::rational::Ratio;
 

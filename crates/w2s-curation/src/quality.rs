@@ -1,5 +1,5 @@
 //! Supervision quality of a curated set, measured with gold answers that training never sees
-//! (METHOD.md "Supervision quality" and the reporting paragraph of "Stage II").
+//! (docs/method.md "Supervision quality" and the reporting paragraph of "Stage II").
 //!
 //! - Outcome error rate (He et al. 2024): share of examples whose final answer is not the gold
 //!   answer. An example without an answer is wrong; a comparison the grader cannot decide counts

@@ -1,5 +1,5 @@
 //! Stage I: keep the questions on which two sources reach the same final answer, and build the
-//! weak, ICL and hybrid SFT sets from them (METHOD.md "Stage I"; W2SR
+//! weak, ICL and hybrid SFT sets from them (docs/method.md "Stage I"; W2SR
 //! `construct_training_data.py:construct_weak_icl_data`).
 //!
 //! - A question is kept iff both normalized answers are non-empty and agree. [`MatchMode::Exact`]

@@ -1,6 +1,6 @@
 //! Stage II: mine contrastive preference pairs from M_plus's samples and the weak solutions
-//! (METHOD.md "Stage II"; W2SR `construct_paired_data_gsm8k` / `construct_paired_data_math`,
-//! method-sources.md "Pair construction").
+//! (docs/method.md "Stage II"; W2SR `construct_paired_data_gsm8k` /
+//! `construct_paired_data_math`).
 //!
 //! Per question, with confidence and a+ from [`Consensus`] over the n samples, in this order:
 //! 1. skip if confidence < `tau_low` (0.6) ([`Skip::LowConfidence`]);
@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::seq::IndexedRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ pub fn mine_question<A: AsRef<str>, R: AsRef<str>>(
     answers: &[A],
     responses: &[R],
     config: &MiningConfig,
-    rng: &mut StdRng,
+    rng: &mut ChaCha12Rng,
 ) -> std::result::Result<Mined, Skip> {
     let consensus = Consensus::of(answers).ok_or(Skip::NoSamples)?;
     let confidence = consensus.confidence();
@@ -299,7 +299,7 @@ pub fn mine_pairs(
 
 /// The generator of one question: SplitMix64 of the seed and the FNV-1a hash of the id, so the
 /// stream is stable across runs, platforms and Rust versions (std's hasher promises none of that).
-pub fn question_rng(seed: u64, id: &str) -> StdRng {
+pub fn question_rng(seed: u64, id: &str) -> ChaCha12Rng {
     let fnv = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -307,5 +307,5 @@ pub fn question_rng(seed: u64, id: &str) -> StdRng {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    StdRng::seed_from_u64(z ^ (z >> 31))
+    ChaCha12Rng::seed_from_u64(z ^ (z >> 31))
 }

@@ -1,4 +1,4 @@
-//! Step-level verification of arithmetic reasoning and the step-wise error rate (METHOD.md
+//! Step-level verification of arithmetic reasoning and the step-wise error rate (docs/method.md
 //! "Supervision quality"; He et al. 2024 measure it by hand on 50 problems, w2s measures the
 //! arithmetic steps exactly, on every solution).
 //!

@@ -1,4 +1,4 @@
-//! Stage I and Stage II on small hand-made cases that hit every rule of METHOD.md: empty
+//! Stage I and Stage II on small hand-made cases that hit every rule of docs/method.md: empty
 //! answers on either side, missing records, ties in the majority, A- empty, confidence exactly at
 //! 0.6 and 0.8 (6 and 8 of 10), a weak answer that is empty, and MATH's up to 3 distinct pairs.
 

@@ -1,7 +1,7 @@
 //! Benchmark loaders: GSM8K (`question`/`answer`), MATH (`problem`/`solution`/`answer`/`subject`/
 //! `level`), and any JSONL file with a question field and a gold-answer field.
 //!
-//! Field names follow the files in ../shared/data (see its README): GSM8K's `answer` is the worked
+//! Field names follow the benchmark files in data/ (data/README.md): GSM8K's `answer` is the worked
 //! solution ending in `#### N`; MATH's `answer` is the content of the last `\boxed{}` of `solution`,
 //! and `level` may be null (2 records of the PRM800K train split).
 
@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::answer::extract;
 use crate::error::{EvalError, Result};
-use crate::jsonl::{for_each_object, Object};
 use crate::task::TaskKind;
+use w2s_data::jsonl::{for_each_object, Object};
 
 /// Which fields of a JSONL line hold the question, the gold answer and the worked solution.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,7 +77,7 @@ pub fn load_math(path: &Path) -> Result<Vec<Problem>> {
 /// missing, the solution field's final answer is used instead.
 pub fn load(task: TaskKind, path: &Path, fields: &Fields) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    for_each_object(path, |line, record| {
+    for_each_object::<EvalError>(path, |line, record| {
         let field = |name: &str| text_field(&record, name);
         let missing = |name: &str| EvalError::line(path, line, format!("missing field {name:?}"));
         let question = field(&fields.question).ok_or_else(|| missing(&fields.question))?;

@@ -1,7 +1,7 @@
 //! w2s-eval: tasks, prompts, answer grading, metrics and reports for weak-to-strong reasoning.
 //!
-//! Burn-free on purpose (see ARCHITECTURE.md): curating data or grading a file of responses must not
-//! compile a tensor library. The grading rules are METHOD.md's "Answer extraction and grading".
+//! Burn-free on purpose (docs/architecture.md): curating data or grading a file of responses must not
+//! compile a tensor library. The grading rules are docs/method.md's "Answer extraction and grading".
 //!
 //! ```
 //! use w2s_eval::{equivalent, extract_normalized, normalize, TaskKind};
@@ -13,12 +13,9 @@
 //! ```
 
 pub mod answer;
-pub mod arithmetic;
-pub mod atomic;
 pub mod dataset;
 pub mod error;
 pub mod grade;
-pub mod jsonl;
 pub mod metrics;
 pub mod prompt;
 pub mod rational;
@@ -32,3 +29,8 @@ pub use dataset::{load, load_gsm8k, load_math, Fields, Problem};
 pub use error::{EvalError, Result};
 pub use grade::{grade_file, GradeFields};
 pub use task::TaskKind;
+
+/// The README's example, compiled and run as a doctest so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

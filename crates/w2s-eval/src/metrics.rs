@@ -1,4 +1,5 @@
-//! Metrics: accuracy tallies, maj@k, unbiased pass@k and PGR.
+//! Metrics: accuracy tallies, maj@k, unbiased pass@k, PGR, and the mean and spread of a result
+//! over seeds.
 //!
 //! - pass@k is the unbiased estimator of Chen et al. 2021 ("Evaluating Large Language Models
 //!   Trained on Code", eq. 1): `1 - C(n-c, k) / C(n, k)`, computed as the stable product
@@ -7,6 +8,7 @@
 //!   the W2SR consistency rule), graded against the gold answer.
 //! - PGR (Burns et al. 2023): `(w2s - floor) / (ceiling - floor)`, defined only when the ceiling is
 //!   above the floor (openai/weak-to-strong drops the other pairs).
+//! - Spread over seeds: the sample standard deviation (n − 1 in the denominator).
 
 use std::collections::HashMap;
 
@@ -97,6 +99,21 @@ pub fn pgr(floor: f64, weak_to_strong: f64, ceiling: f64) -> Option<f64> {
     (ceiling > floor).then(|| (weak_to_strong - floor) / (ceiling - floor))
 }
 
+/// Mean and sample standard deviation of `values` (0 for a single value); `None` for none.
+pub fn mean_and_std(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = if values.len() > 1 {
+        values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((mean, variance.sqrt()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +160,16 @@ mod tests {
         assert_eq!(pgr(0.2, 0.1, 0.6).map(|p| p < 0.0), Some(true));
         assert_eq!(pgr(0.6, 0.7, 0.6), None);
         assert_eq!(pgr(0.6, 0.7, 0.5), None);
+    }
+
+    #[test]
+    fn spread_is_the_sample_standard_deviation() {
+        // Deviations from the mean 5: -3, -1, -1, -1, 0, 0, 2, 4; squares sum to 32; n - 1 = 7.
+        let values = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        assert!(mean_and_std(&values)
+            .is_some_and(|(mean, std)| close(mean, 5.0) && close(std, (32.0f64 / 7.0).sqrt())));
+        assert_eq!(mean_and_std(&[0.25]), Some((0.25, 0.0)));
+        assert_eq!(mean_and_std(&[]), None);
     }
 
     #[test]

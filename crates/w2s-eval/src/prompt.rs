@@ -1,4 +1,4 @@
-//! Prompts and SFT targets in the W2SR formats (method-sources.md, "Prompts" and "Data and splits").
+//! Prompts and SFT targets in the W2SR formats (docs/method.md, "Roles and data").
 //!
 //! - Zero-shot, used everywhere (weak inference, SFT data, Stage II sampling, test):
 //!   `Question: {q}\nAnswer:`; the SFT target follows with no leading space.

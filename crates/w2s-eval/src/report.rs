@@ -9,10 +9,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
 use crate::error::Result;
 use crate::metrics::{pgr, Tally};
 use crate::task::TaskKind;
+use w2s_data::atomic::write_atomic;
 
 /// The grade of one file of responses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,15 +235,15 @@ impl Comparison {
     /// Write the SVG bar chart, atomically.
     pub fn write_svg(&self, path: &Path) -> Result<()> {
         let svg = crate::svg::bar_chart(self);
-        write_atomic(path, |w| w.write_all(svg.as_bytes()))
+        Ok(write_atomic(path, |w| w.write_all(svg.as_bytes()))?)
     }
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    write_atomic(path, |w| {
+    Ok(write_atomic(path, |w| {
         serde_json::to_writer_pretty(&mut *w, value)?;
         w.write_all(b"\n")
-    })
+    })?)
 }
 
 #[cfg(test)]

@@ -1,22 +1,22 @@
 //! Seeded, reproducible splits of a question pool into D_gold,1 (weak-model SFT), D_gold,2 (the
-//! strong model sees only its questions) and a test set, as in W2SR (method-sources.md, "Data and
-//! splits": GSM8K 7,000 / 7,000 / official test, MATH 6,000 / 6,000 / MATH-500).
+//! strong model sees only its questions) and a test set, as in W2SR (docs/method.md, "Roles and
+//! data": GSM8K 7,000 / 7,000 / official test, MATH 6,000 / 6,000 / MATH-500).
 //!
-//! The pool is shuffled with `StdRng::seed_from_u64(seed)` (rand's ChaCha12, pinned by Cargo.lock)
+//! The pool is shuffled with `ChaCha12Rng::seed_from_u64(seed)` (rand's ChaCha12, pinned by Cargo.lock)
 //! and cut in order. The split is written as `gold1.jsonl`, `gold2.jsonl`, `test.jsonl` (each the
 //! original lines, every field kept) and `split.json` (the config with its seed, and the counts).
 
 use std::path::Path;
 
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomic;
 use crate::dataset::Problem;
 use crate::error::{EvalError, Result};
-use crate::jsonl::write_jsonl;
+use w2s_data::atomic::write_atomic;
+use w2s_data::jsonl::write_jsonl;
 
 /// Sizes of the three parts and the shuffle seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ impl Splits {
     /// Shuffle `pool` with the seed and cut it; questions beyond the three parts are left out.
     pub fn from_pool(mut pool: Vec<Problem>, config: SplitConfig) -> Result<Splits> {
         config.validate(pool.len())?;
-        pool.shuffle(&mut StdRng::seed_from_u64(config.seed));
+        pool.shuffle(&mut ChaCha12Rng::seed_from_u64(config.seed));
         let mut rest = pool.into_iter();
         let mut take = |n: usize| rest.by_ref().take(n).collect::<Vec<_>>();
         let gold1 = take(config.gold1);
@@ -101,10 +101,10 @@ impl Splits {
             gold2: self.gold2.len(),
             test: self.test.len(),
         };
-        write_atomic(dir.join("split.json"), |w| {
+        Ok(write_atomic(dir.join("split.json"), |w| {
             serde_json::to_writer_pretty(&mut *w, &manifest)?;
             std::io::Write::write_all(w, b"\n")
-        })
+        })?)
     }
 }
 

@@ -117,6 +117,7 @@ pub(crate) struct Out {
 // SAFETY: an `Out` is only written through `block`, whose callers promise that concurrent
 // blocks are disjoint and are joined before the output is read.
 unsafe impl Send for Out {}
+// SAFETY: as for `Send`: shared references only hand out the pointer to `block`'s callers.
 unsafe impl Sync for Out {}
 
 impl Out {

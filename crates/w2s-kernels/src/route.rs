@@ -87,7 +87,7 @@ pub(crate) fn values_mut(tensor: &mut FlexTensor) -> &mut [f32] {
 }
 
 /// A new contiguous f32 tensor.
-pub(crate) fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
+pub(crate) fn tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
 

@@ -98,7 +98,7 @@ impl<B: Backend> KvCache<B> {
 /// `buffer` with `new`'s columns written at `at`.
 fn write<B: Backend>(buffer: Tensor<B, 4>, at: usize, new: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let buffer = match crate::flex::write_columns(buffer, at, &new) {
+    let buffer = match w2s_kernels::write_columns(buffer, at, &new) {
         Ok(written) => return written,
         Err(buffer) => buffer,
     };

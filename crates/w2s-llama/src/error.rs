@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// Errors raised while reading configs, checkpoints and tokenizers, or while generating.
 #[derive(Debug, thiserror::Error)]
 pub enum LlamaError {
+    /// Writing a model file failed; the error names the file.
+    #[error(transparent)]
+    File(#[from] w2s_data::DataError),
     // === Files ===
     /// A file could not be read or written.
     #[error("{path}: {cause}")]
@@ -90,6 +93,23 @@ pub enum LlamaError {
         tokenizer: usize,
         /// The model's `vocab_size`.
         model: usize,
+    },
+
+    /// A chat template does not parse or fails to render.
+    #[error("{path}: chat template: {reason}")]
+    ChatTemplate {
+        /// The file the template came from (tokenizer_config.json or chat_template.jinja).
+        path: PathBuf,
+        /// What the template engine reported, with the template line.
+        reason: String,
+    },
+    /// A chat template refused the conversation through `raise_exception` (e.g. an unknown role).
+    #[error("{path}: the chat template refused the conversation: {message}")]
+    ChatTemplateRaised {
+        /// The file the template came from.
+        path: PathBuf,
+        /// The template's message.
+        message: String,
     },
 
     // === Inputs ===

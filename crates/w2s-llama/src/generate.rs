@@ -7,7 +7,7 @@
 //! leaves the batch and the KV cache, so the remaining rows decode without it.
 
 use burn::prelude::*;
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,7 @@ fn row_seed(seed: u64, prompt: usize, sample: usize) -> u64 {
 struct Row {
     prompt_index: usize,
     sample_index: usize,
-    rng: StdRng,
+    rng: ChaCha12Rng,
     tokens: Vec<u32>,
     text: Option<String>,
     finished: Option<FinishReason>,
@@ -151,7 +151,7 @@ pub fn generate<B: Backend>(
             Row {
                 prompt_index: p,
                 sample_index: s,
-                rng: StdRng::seed_from_u64(row_seed(config.seed, p, s)),
+                rng: ChaCha12Rng::seed_from_u64(row_seed(config.seed, p, s)),
                 tokens: Vec::new(),
                 text: None,
                 finished: None,

@@ -7,35 +7,32 @@
 //!   [`Llama::forward_hidden`] the final hidden states for fused output losses.
 //! - [`load_weights`] / [`save_weights`] read and write safetensors (single or sharded; f32, bf16,
 //!   f16), naming every mismatched tensor in one error.
-//! - [`Tokenizer`] wraps `tokenizers`; [`generate`] decodes batches with a KV cache. With the
-//!   `flex` feature, decoding on the flex backend multiplies its few rows through an AVX-512
-//!   kernel and writes the cache in place (`few_rows`, `flex`).
-//! - [`ModelDir`] loads a whole HF model directory.
+//! - [`Tokenizer`] wraps `tokenizers` and adds special tokens as the model's tokenizer files say;
+//!   [`ChatTemplate`] renders its chat template as transformers does. [`generate`] decodes
+//!   batches with a KV cache. With the `flex` feature, decoding on the flex backend multiplies
+//!   its few rows through an AVX-512 kernel and writes the cache in place (both in w2s-kernels).
+//! - [`ModelDir`] loads a whole HF model directory and saves it with its tokenizer files.
 //!
 //! The crate knows nothing about losses, data or training.
 
-mod atomic;
 pub mod cache;
+pub mod chat_template;
 pub mod config;
 pub mod error;
-// An x86-64 AVX-512 kernel; other targets multiply through the backend.
-#[cfg(all(feature = "flex", target_arch = "x86_64"))]
-mod few_rows;
-#[cfg(feature = "flex")]
-mod flex;
 pub mod generate;
 pub mod mask;
 pub mod model;
 pub mod model_dir;
-mod projection;
+mod python_json;
 pub mod rope;
 pub mod sampling;
 pub mod score;
 pub mod tokenizer;
+pub mod tokenizer_config;
 pub mod weights;
 
-pub use atomic::{write_atomic, write_atomic_with};
 pub use cache::KvCache;
+pub use chat_template::{ChatMessage, ChatOptions, ChatTemplate};
 pub use config::{LlamaConfig, RopeConfig, RopeScaling, TokenIds};
 pub use error::{LlamaError, Result};
 pub use generate::{generate, FinishReason, Generation, GenerationConfig};
@@ -45,4 +42,5 @@ pub use model_dir::ModelDir;
 pub use sampling::Sampling;
 pub use score::{score_tokens, TokenScores};
 pub use tokenizer::Tokenizer;
+pub use tokenizer_config::TokenizerConfig;
 pub use weights::{load_weights, save_weights, SaveDtype, SaveOptions};

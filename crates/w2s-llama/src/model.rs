@@ -20,8 +20,8 @@ use crate::cache::KvCache;
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use crate::mask::PaddingMask;
-use crate::projection::{matmul_2d, project};
 use crate::rope::{inverse_frequencies, RopeTables};
+use w2s_kernels::matmul_2d;
 
 /// Self-attention with grouped key/value heads.
 #[derive(Module, Debug)]
@@ -359,6 +359,13 @@ impl<B: Backend> Llama<B> {
         }
         Ok(norm(&self.model.norm, x))
     }
+}
+
+/// `x W` for a [`Linear`] with weight `[d_in, d_out]`: `[b, s, d_in] -> [b, s, d_out]`, as one
+/// 2-D product (burn's `Linear::forward` would run one product per batch row on flex). Llama's
+/// linear maps have no bias (the config rejects `attention_bias` and `mlp_bias`).
+fn project<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    matmul_2d(x, linear.weight.val())
 }
 
 /// `norm.forward(x)`, fused (see `w2s_kernels::rms_norm`).

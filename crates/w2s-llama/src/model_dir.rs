@@ -1,4 +1,6 @@
-//! A HuggingFace model directory: `config.json`, weights and (optionally) `tokenizer.json`.
+//! A HuggingFace model directory: `config.json`, weights and (optionally) `tokenizer.json` with
+//! the files beside it (tokenizer_config.json, chat_template.jinja, special_tokens_map.json,
+//! generation_config.json), which saving writes back unchanged.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +21,7 @@ pub struct ModelDir<B: Backend> {
     pub config: LlamaConfig,
     /// The model with its weights.
     pub model: Llama<B>,
-    /// Its `tokenizer.json`, when the directory has one.
+    /// Its `tokenizer.json` and the files beside it, when the directory has one.
     pub tokenizer: Option<Tokenizer>,
 }
 
@@ -61,7 +63,9 @@ impl<B: Backend> ModelDir<B> {
         })
     }
 
-    /// Saves config, weights and tokenizer to `dir` in HF layout.
+    /// Saves config, weights and tokenizer to `dir` in HF layout; the tokenizer's files
+    /// (tokenizer_config.json, chat template, special_tokens_map.json, generation_config.json)
+    /// are copied unchanged from the directory it was loaded from ([`Tokenizer::save`]).
     pub fn save(&self, dir: impl AsRef<Path>, options: SaveOptions) -> Result<()> {
         let dir = dir.as_ref();
         save_weights(&self.model, &self.config, dir, options)?;

@@ -53,7 +53,7 @@ pub fn inverse_frequencies(rope: &RopeConfig, head_dim: usize) -> Vec<f32> {
 /// Cosine and sine tables for given positions, each `[b, s, heads, head_dim]`: the layout of the
 /// projections themselves, so the composed path (`w2s_kernels::rope::composed`, on backends
 /// without the fused kernel) rotates without a transpose or a broadcast.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RopeTables<B: Backend> {
     /// `cos(position * freq)`, the frequencies repeated twice along the last axis.
     pub cos: Tensor<B, 4>,

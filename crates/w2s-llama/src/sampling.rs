@@ -135,7 +135,7 @@ mod tests {
             top_k: Some(1),
             top_p: None,
         };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+        let mut rng = rand::rngs::ChaCha12Rng::seed_from_u64(0);
         for _ in 0..50 {
             assert_eq!(sampling.pick(&[0.1, 2.0, 1.9, -3.0], &mut rng), 1);
         }
@@ -150,7 +150,7 @@ mod tests {
             top_k: None,
             top_p: Some(0.8),
         };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut rng = rand::rngs::ChaCha12Rng::seed_from_u64(1);
         let picks: Vec<u32> = (0..500).map(|_| sampling.pick(&logits, &mut rng)).collect();
         assert!(!picks.contains(&2));
         assert!(picks.contains(&0) && picks.contains(&1));
@@ -164,7 +164,7 @@ mod tests {
             top_k: None,
             top_p: None,
         };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut rng = rand::rngs::ChaCha12Rng::seed_from_u64(2);
         let ones = (0..4000)
             .filter(|_| sampling.pick(&logits, &mut rng) == 1)
             .count();

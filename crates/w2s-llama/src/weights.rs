@@ -8,6 +8,7 @@
 //! mis-shaped and unreadable tensors in one error.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
@@ -15,8 +16,8 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
+use w2s_data::write_atomic;
 
-use crate::atomic::{write_atomic, write_atomic_with};
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
 use crate::model::{norm_from, Attention, DecoderLayer, Llama, LlamaModel, Mlp, Parts};
@@ -484,17 +485,20 @@ pub fn save_weights<B: Backend>(
     }
     let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
     let write_shard = |path: &Path, shard: &[&Encoded]| {
-        write_atomic_with(path, |tmp| {
+        // safetensors writes to a path; the atomic file's sync covers what it wrote there.
+        write_atomic(path, |file| {
             safetensors::serialize_to_file(
                 shard.iter().map(|t| (t.name.as_str(), *t)),
                 metadata.clone(),
-                tmp,
+                file.tmp_path(),
             )
             .map_err(std::io::Error::other)
         })
     };
     let config_json = config.to_json(options.dtype.torch_name());
-    write_atomic(&dir.join("config.json"), config_json.as_bytes())?;
+    write_atomic(dir.join("config.json"), |file| {
+        file.write_all(config_json.as_bytes())
+    })?;
     let remove_stale = |name: &str| {
         let path = dir.join(name);
         match std::fs::remove_file(&path) {
@@ -504,7 +508,7 @@ pub fn save_weights<B: Backend>(
     };
     if shards.len() == 1 {
         remove_stale(INDEX_FILE)?;
-        return write_shard(&dir.join(SINGLE_FILE), &shards[0]);
+        return Ok(write_shard(&dir.join(SINGLE_FILE), &shards[0])?);
     }
     let count = shards.len();
     let mut weight_map = BTreeMap::new();
@@ -518,6 +522,8 @@ pub fn save_weights<B: Backend>(
     let total_size: usize = tensors.iter().map(|t| t.bytes.len()).sum();
     let index =
         serde_json::json!({ "metadata": { "total_size": total_size }, "weight_map": weight_map });
-    write_atomic(&dir.join(INDEX_FILE), index.to_string().as_bytes())?;
+    write_atomic(dir.join(INDEX_FILE), |file| {
+        file.write_all(index.to_string().as_bytes())
+    })?;
     remove_stale(SINGLE_FILE)
 }

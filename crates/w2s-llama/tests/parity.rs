@@ -53,9 +53,26 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// The checkpoints of the module docs, as `expected.json` names them.
+const MODELS: [&str; 3] = ["bf16_linear", "gqa_sharded", "llama3_tied"];
+
+/// `expected.json`, holding cases for every checkpoint: a file that lost a model or its cases
+/// fails here instead of leaving a loop below with nothing to compare.
 fn expected() -> Expected {
     let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("expected.json");
-    serde_json::from_str(&text).expect("expected.json parses")
+    let expected: Expected = serde_json::from_str(&text).expect("expected.json parses");
+    assert_eq!(
+        expected.models.keys().collect::<Vec<_>>(),
+        MODELS,
+        "expected.json: models"
+    );
+    for (name, cases) in &expected.models {
+        assert!(
+            !cases.singles.is_empty() && !cases.greedy.is_empty(),
+            "expected.json: `models.{name}` has no cases"
+        );
+    }
+    expected
 }
 
 fn load(name: &str) -> ModelDir<B> {
@@ -109,7 +126,9 @@ fn logits_match_transformers() {
         let rows = case
             .attention_mask
             .as_ref()
-            .unwrap()
+            .unwrap_or_else(|| {
+                panic!("expected.json: `models.{name}.padded.attention_mask` is missing")
+            })
             .iter()
             .map(|r| r.iter().map(|&m| m == 1).collect())
             .collect();
@@ -136,6 +155,11 @@ fn greedy_continuations_match_transformers_cached_and_uncached() {
             };
             // All prompts in one left-padded batch: padding must not change any row.
             let out = generate(&dir.model, &prompts, &config, None, &Default::default()).unwrap();
+            assert_eq!(
+                out.len(),
+                cases.greedy.len(),
+                "{name}: one output per prompt"
+            );
             for (g, case) in out.iter().zip(&cases.greedy) {
                 assert_eq!(
                     g.token_ids, case.output,

@@ -11,7 +11,7 @@
 //! Time: `cargo bench -p w2s-losses --bench logprobs`.
 //! Peak memory of one configuration: run the bench binary with a filter under `/usr/bin/time -v`,
 //! e.g. `/usr/bin/time -v target/release/deps/logprobs-* --bench 'plain/s512_v32000'`
-//! (README "Speed and memory" has the figures and the exact commands).
+//! (docs/performance.md, "Loss kernels", has the figures and the exact commands).
 
 use std::time::Duration;
 
@@ -99,7 +99,8 @@ fn sft_step(x: &Inputs, path: Path) -> f32 {
             SftReduction::TokenMean,
             DEFAULT_CHUNK_SIZE,
         )
-        .ok(),
+        .ok()
+        .map(|out| out.loss),
         path => logprobs(x, matches!(path, Path::Chunked))
             .and_then(|lp| sft_loss(&lp, SftReduction::TokenMean).ok()),
     };

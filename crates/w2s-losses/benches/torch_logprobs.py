@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch eager CPU baseline for benches/logprobs.rs (same computation, same shapes).
+"""PyTorch eager CPU baseline for crates/w2s-losses/benches/logprobs.rs (same computation, same shapes).
 
 Forward + backward of: logits = hidden @ W.T, token log-probs (gather − logsumexp, TRL's
 `selective_log_softmax` form), summed per sequence, DPO sigmoid loss (beta 0.1) of 4 pairs against
@@ -7,7 +7,7 @@ precomputed reference sums. b = 8, d = 512; (s = 512, v = 32,000) and (s = 128, 
 Prints the median wall time of `--runs` steps after one warm-up, and the process's peak RSS
 (which includes ~650 MB for `import torch`). Two threads, as the Rust bench gets on this machine.
 
-    /work/venv/bin/python crates/w2s-losses/benches/torch_logprobs.py [--runs 5]
+    python3 crates/w2s-losses/benches/torch_logprobs.py [--runs 5]
 """
 import argparse
 import resource

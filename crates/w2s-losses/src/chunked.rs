@@ -79,31 +79,64 @@ pub trait ChunkedLogprobsBackend: Backend {
     /// beforehand (SFT's, [`crate::sft_loss_from_hidden`]). The gradients are taken in the
     /// forward pass from the logits it has just made, and the backward pass only scales them:
     /// one lm_head-sized product per step fewer than `chunked_token_logprobs`, which must
-    /// recompute the logits. No gradient flows to `coefficients`.
+    /// recompute the logits. No gradient flows to `coefficients`. The same logits also give the
+    /// count of tokens whose largest logit is their label.
     ///
     /// Low-level building block; inputs are not checked.
     ///
     /// # Shapes
     /// - `hidden`: `[n, d]`, `weight`: `[v, d]`, `labels`, `coefficients`: `[n]`
-    /// - output: `[1]`
+    /// - output: `[1]` each
     fn chunked_weighted_logprob_sum(
         hidden: Tensor<Self, 2>,
         weight: Tensor<Self, 2>,
         labels: Tensor<Self, 1, Int>,
         coefficients: Tensor<Self, 1>,
         chunk_size: usize,
-    ) -> Tensor<Self, 1>;
+    ) -> WeightedLogprobSum<Self>;
 }
 
-/// Forward of every chunk: `(logp [n], lse [n])`. With `grads`, each chunk's gradient for
-/// `g = ∂L/∂logp` (known beforehand) is added to the sums from the logits just made, before the
-/// next chunk reuses their buffer.
+/// What [`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`] computes.
+#[derive(Debug, Clone)]
+pub struct WeightedLogprobSum<B: Backend> {
+    /// `[1]` `Σ_i coefficients[i] · logp[i]`, with its gradient.
+    pub sum: Tensor<B, 1>,
+    /// `[1]` tokens whose largest logit is at their label (the first largest, as torch's
+    /// `argmax`), counted from the logits the pass makes anyway; no gradient.
+    pub correct_tokens: Tensor<B, 1, Int>,
+}
+
+/// What the one-pass weighted sum takes from each chunk's logits while they exist: the gradient
+/// for the constant `g = ∂L/∂logp`, and the tokens the logits predict right.
+struct OnePass<'a, B: Backend> {
+    /// `[n]` `∂L/∂logp` of every token.
+    coefficients: &'a Tensor<B, 1>,
+    /// The gradients so far.
+    sums: GradSums<B>,
+    /// `[1]` tokens so far whose largest logit is at their label.
+    correct_tokens: Tensor<B, 1, Int>,
+}
+
+impl<B: Backend> OnePass<'_, B> {
+    /// Counts the tokens of a chunk whose largest logit in `z` `[c, v]` is at their label;
+    /// one pass over the chunk's logits, against the `d` per logit that made them.
+    fn count_correct(&mut self, z: &Tensor<B, 2>, labels: &Tensor<B, 1, Int>) {
+        let [c, _] = z.dims();
+        let predicted = z.clone().argmax(1).reshape([c]).cast(labels.dtype());
+        let correct = predicted.equal(labels.clone()).int().sum();
+        self.correct_tokens = self.correct_tokens.clone() + correct;
+    }
+}
+
+/// Forward of every chunk: `(logp [n], lse [n])`. With `one_pass`, each chunk's gradient for
+/// `g = ∂L/∂logp` (known beforehand) is added to its sums from the logits just made, and its
+/// correct tokens counted, before the next chunk reuses their buffer.
 fn forward_chunks<B: Backend>(
     hidden: Tensor<B, 2>,
     weight: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
     chunk_size: usize,
-    mut grads: Option<(&mut GradSums<B>, &Tensor<B, 1>)>,
+    mut one_pass: Option<&mut OnePass<'_, B>>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [n, _] = hidden.dims();
     let weight_t = weight.clone().transpose();
@@ -115,10 +148,11 @@ fn forward_chunks<B: Backend>(
         let labels = labels.clone().slice_dim(0, start..end);
         let chunk = chunk_logits(logits.take(), h.clone(), &weight_t);
         let (logp, lse) = logsumexp_and_pick(chunk.clone(), labels.clone());
-        logits = Some(match &mut grads {
-            Some((sums, g)) => {
-                let g = (*g).clone().slice_dim(0, start..end);
-                sums.add(chunk, lse.clone(), labels, g, h, &weight)
+        logits = Some(match one_pass.as_deref_mut() {
+            Some(pass) => {
+                pass.count_correct(&chunk, &labels);
+                let g = pass.coefficients.clone().slice_dim(0, start..end);
+                pass.sums.add(chunk, lse.clone(), labels, g, h, &weight)
             }
             None => chunk,
         });
@@ -241,9 +275,9 @@ fn backward_chunks<B: Backend>(
     sums.finish(&weight)
 }
 
-/// `Σ_i c[i] logp[i]` (`[1]`) and its gradients, each only if wanted, in one pass over the
-/// chunks: the gradient with respect to each `logp[i]` is the constant `c[i]`, so each chunk's
-/// `δ` is taken from the logits the forward pass has just made.
+/// `Σ_i c[i] logp[i]` with the correct-token count, and its gradients, each only if wanted, in
+/// one pass over the chunks: the gradient with respect to each `logp[i]` is the constant `c[i]`,
+/// so each chunk's `δ` is taken from the logits the forward pass has just made.
 fn weighted_chunks<B: Backend>(
     hidden: Tensor<B, 2>,
     weight: Tensor<B, 2>,
@@ -251,17 +285,29 @@ fn weighted_chunks<B: Backend>(
     coefficients: Tensor<B, 1>,
     chunk_size: usize,
     [want_hidden, want_weight]: [bool; 2],
-) -> (Tensor<B, 1>, Option<Tensor<B, 2>>, Option<Tensor<B, 2>>) {
-    let mut sums = GradSums::new(want_hidden, want_weight);
-    let (logp, _) = forward_chunks(
-        hidden,
-        weight.clone(),
-        labels,
-        chunk_size,
-        Some((&mut sums, &coefficients)),
-    );
+) -> (
+    WeightedLogprobSum<B>,
+    Option<Tensor<B, 2>>,
+    Option<Tensor<B, 2>>,
+) {
+    let mut pass = OnePass {
+        coefficients: &coefficients,
+        sums: GradSums::new(want_hidden, want_weight),
+        correct_tokens: Tensor::zeros([1], &hidden.device()),
+    };
+    let (logp, _) = forward_chunks(hidden, weight.clone(), labels, chunk_size, Some(&mut pass));
+    let OnePass {
+        sums,
+        correct_tokens,
+        ..
+    } = pass;
     let (grad_hidden, grad_weight) = sums.finish(&weight);
-    ((logp * coefficients).sum(), grad_hidden, grad_weight)
+    let sum = (logp * coefficients).sum();
+    let total = WeightedLogprobSum {
+        sum,
+        correct_tokens,
+    };
+    (total, grad_hidden, grad_weight)
 }
 
 #[derive(Debug)]
@@ -366,7 +412,7 @@ impl<B: Backend, C: CheckpointStrategy> ChunkedLogprobsBackend for Autodiff<B, C
         labels: Tensor<Self, 1, Int>,
         coefficients: Tensor<Self, 1>,
         chunk_size: usize,
-    ) -> Tensor<Self, 1> {
+    ) -> WeightedLogprobSum<Self> {
         let hidden = hidden.into_primitive().tensor();
         let weight = weight.into_primitive().tensor();
         let inner = |t: FloatTensor<B>| Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t));
@@ -382,7 +428,7 @@ impl<B: Backend, C: CheckpointStrategy> ChunkedLogprobsBackend for Autodiff<B, C
                 want,
             )
         };
-        let output = match WeightedSumOp
+        let (output, correct_tokens) = match WeightedSumOp
             .prepare::<C>([hidden.node.clone(), weight.node.clone()])
             .compute_bound()
             .stateful()
@@ -391,14 +437,23 @@ impl<B: Backend, C: CheckpointStrategy> ChunkedLogprobsBackend for Autodiff<B, C
                 let want = [&hidden, &weight].map(|t| !t.node.requirement.is_none());
                 let (total, grad_hidden, grad_weight) = run(want);
                 let primitive = |g: Tensor<B, 2>| g.into_primitive().tensor();
-                prep.finish(
+                let output = prep.finish(
                     (grad_hidden.map(primitive), grad_weight.map(primitive)),
-                    total.into_primitive().tensor(),
-                )
+                    total.sum.into_primitive().tensor(),
+                );
+                (output, total.correct_tokens)
             }
-            OpsKind::UnTracked(prep) => prep.finish(run([false; 2]).0.into_primitive().tensor()),
+            OpsKind::UnTracked(prep) => {
+                let (total, _, _) = run([false; 2]);
+                let output = prep.finish(total.sum.into_primitive().tensor());
+                (output, total.correct_tokens)
+            }
         };
-        Tensor::from_primitive(TensorPrimitive::Float(output))
+        WeightedLogprobSum {
+            sum: Tensor::from_primitive(TensorPrimitive::Float(output)),
+            // Integer tensors carry no autodiff state: the inner backend's is the outer one's.
+            correct_tokens: Tensor::from_primitive(correct_tokens.into_primitive()),
+        }
     }
 }
 
@@ -494,8 +549,8 @@ fn from_hidden<B: Backend>(
 
 /// `Σ c_t logp_t` over the completion tokens `t` of a batch, `[1]`, with `c_t =
 /// coefficient(row of t, completion tokens per row)`, through
-/// [`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`]. Inputs as
-/// [`sequence_logprobs_from_hidden`], and checked as there.
+/// [`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`], and the number of those tokens.
+/// Inputs as [`sequence_logprobs_from_hidden`], and checked as there.
 pub(crate) fn weighted_logprob_sum_from_hidden<B: ChunkedLogprobsBackend>(
     hidden: Tensor<B, 3>,
     weight: Tensor<B, 2>,
@@ -503,7 +558,7 @@ pub(crate) fn weighted_logprob_sum_from_hidden<B: ChunkedLogprobsBackend>(
     mask: Tensor<B, 2, Bool>,
     chunk_size: usize,
     coefficient: impl Fn(usize, &[usize]) -> f32,
-) -> Result<Tensor<B, 1>> {
+) -> Result<(WeightedLogprobSum<B>, usize)> {
     let device = hidden.device();
     let tokens = Completions::gather(hidden, weight, labels, &mask, chunk_size)?;
     let n = tokens.rows.len();
@@ -513,13 +568,14 @@ pub(crate) fn weighted_logprob_sum_from_hidden<B: ChunkedLogprobsBackend>(
         .map(|&row| coefficient(row, &tokens.counts))
         .collect();
     let coefficients = Tensor::from_data(TensorData::new(coefficients, [n]), &device);
-    Ok(B::chunked_weighted_logprob_sum(
+    let total = B::chunked_weighted_logprob_sum(
         tokens.hidden,
         tokens.weight,
         tokens.labels,
         coefficients,
         chunk_size,
-    ))
+    );
+    Ok((total, n))
 }
 
 /// A batch's completion tokens, gathered for the lm_head.

@@ -195,7 +195,28 @@ impl PreferenceLossConfig {
             Self::SimpoGammaBetaRatio {
                 gamma_beta_ratio, ..
             } => Some(SimpoMargin::GammaBetaRatio(gamma_beta_ratio)),
-            _ => None,
+            Self::Dpo { .. }
+            | Self::Robust { .. }
+            | Self::Hinge { .. }
+            | Self::IpoMean { .. }
+            | Self::IpoSum { .. }
+            | Self::Orpo { .. } => None,
+        }
+    }
+
+    /// Whether the NLL term averages over the chosen rows' prompt and completion tokens (ORPO's
+    /// TRL scope), so the loss needs [`crate::PreferenceInputs::nll_chosen`]; every other loss's
+    /// NLL covers the chosen completion.
+    pub fn nll_covers_prompt(&self) -> bool {
+        match *self {
+            Self::Orpo { nll_scope, .. } => nll_scope == NllScope::PromptAndCompletion,
+            Self::Dpo { .. }
+            | Self::Robust { .. }
+            | Self::Hinge { .. }
+            | Self::IpoMean { .. }
+            | Self::IpoSum { .. }
+            | Self::SimpoGamma { .. }
+            | Self::SimpoGammaBetaRatio { .. } => false,
         }
     }
 
@@ -225,39 +246,47 @@ impl PreferenceLossConfig {
             }
             | Self::Robust {
                 label_smoothing, ..
-            }
-            | Self::SimpoGamma {
-                label_smoothing, ..
-            }
-            | Self::SimpoGammaBetaRatio {
-                label_smoothing, ..
-            } => check(
-                (0.0..0.5).contains(&label_smoothing),
-                "label_smoothing",
-                label_smoothing,
-                "must lie in [0, 0.5)",
-            )?,
-            _ => {}
-        }
-        match *self {
-            Self::SimpoGamma { gamma, .. } => check(
-                gamma.is_finite() && gamma >= 0.0,
-                "gamma",
+            } => check_label_smoothing(label_smoothing),
+            Self::SimpoGamma {
                 gamma,
-                "must be finite and >= 0",
-            ),
+                label_smoothing,
+                ..
+            } => {
+                check_label_smoothing(label_smoothing)?;
+                check(
+                    gamma.is_finite() && gamma >= 0.0,
+                    "gamma",
+                    gamma,
+                    "must be finite and >= 0",
+                )
+            }
             Self::SimpoGammaBetaRatio {
                 gamma_beta_ratio: r,
+                label_smoothing,
                 ..
-            } => check(
-                r.is_finite() && r >= 0.0,
-                "gamma_beta_ratio",
-                r,
-                "must be finite and >= 0",
-            ),
-            _ => Ok(()),
+            } => {
+                check_label_smoothing(label_smoothing)?;
+                check(
+                    r.is_finite() && r >= 0.0,
+                    "gamma_beta_ratio",
+                    r,
+                    "must be finite and >= 0",
+                )
+            }
+            Self::Hinge { .. } | Self::IpoMean { .. } | Self::IpoSum { .. } | Self::Orpo { .. } => {
+                Ok(())
+            }
         }
     }
+}
+
+fn check_label_smoothing(label_smoothing: f64) -> Result<()> {
+    check(
+        (0.0..0.5).contains(&label_smoothing),
+        "label_smoothing",
+        label_smoothing,
+        "must lie in [0, 0.5)",
+    )
 }
 
 fn check(ok: bool, name: &'static str, value: f64, reason: &'static str) -> Result<()> {
@@ -301,6 +330,23 @@ mod tests {
         let back: PreferenceLossConfig = toml::from_str(&toml::to_string(&simpo)?)?;
         assert_eq!(back, simpo);
         Ok(())
+    }
+
+    #[test]
+    fn only_orpo_in_trl_scope_takes_its_nll_over_the_prompt() {
+        let orpo = |nll_scope| PreferenceLossConfig::Orpo {
+            beta: 0.1,
+            nll_scope,
+        };
+        assert!(orpo(NllScope::PromptAndCompletion).nll_covers_prompt());
+        assert!(!orpo(NllScope::Completion).nll_covers_prompt());
+        let dpo = PreferenceLossConfig::Dpo {
+            beta: 0.1,
+            label_smoothing: 0.0,
+            nll_alpha: 1.0,
+            reference_free: false,
+        };
+        assert!(!dpo.nll_covers_prompt());
     }
 
     #[test]

@@ -65,8 +65,8 @@ mod tests {
     }
 
     #[test]
-    fn losses_md_case_1() {
-        // losses.md case 1: βh = 0.1 · 4 = 0.4 (reference/losses_testcases.py).
+    fn margin_of_0_4_by_hand_with_and_without_smoothing() {
+        // βh = 0.1 · 4 = 0.4, by hand: −logσ(0.4) = 0.513015; with ε = 0.1 add 0.1 · 0.4.
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         close(run(|z| sigmoid_loss(z, 0.0), &[0.4])[0], 0.513015);
         close(run(|z| sigmoid_loss(z, 0.1), &[0.4])[0], 0.553015);
@@ -75,7 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn losses_md_case_3_extreme_margin_is_finite() {
+    fn extreme_margin_is_finite() {
         // βh = −120: −logσ(−120) = 120 exactly in f32 (naive log(sigmoid) gives inf); hinge 121.
         assert_eq!(run(|z| sigmoid_loss(z, 0.0), &[-120.0]), vec![120.0]);
         assert_eq!(run(hinge_loss, &[-120.0]), vec![121.0]);

@@ -29,8 +29,8 @@ mod tests {
     use burn::tensor::TensorData;
 
     #[test]
-    fn losses_md_case_1e_and_1f() {
-        // u = 2, v = −2, Lc = 4, Lr = 6, β = 0.1 (reference/losses_testcases.py):
+    fn mean_and_sum_forms_by_hand() {
+        // u = 2, v = −2, Lc = 4, Lr = 6, β = 0.1, by hand:
         // mean form (0.5 + 1/3 − 5)² = 17.361111, sum form (4 − 5)² = 1.
         let h = Tensor::<Flex, 1>::from_data(
             TensorData::from([2.0 / 4.0 + 2.0 / 6.0, 4.0]),

@@ -5,7 +5,8 @@
 //! - [`sequence_logprobs_from_hidden`]: the same from hidden states `[b, s, d]` and the lm_head
 //!   weight `[v, d]`, chunk by chunk, never holding the `[b, s, v]` logits or their gradient.
 //! - [`sft_loss`]: completion-only cross entropy; [`sft_loss_from_hidden`] takes it from hidden
-//!   states chunk by chunk, with its gradient taken in the same pass (one lm_head product fewer).
+//!   states chunk by chunk, with its gradient taken in the same pass (one lm_head product fewer)
+//!   and the count of completion tokens whose argmax logit is the label.
 //! - [`preference_loss`]: DPO, cDPO, robust DPO, hinge, IPO (two named forms), SimPO (two named
 //!   margins), ORPO, each with an optional NLL term, selected by the serde type
 //!   [`PreferenceLossConfig`]; TRL-named metrics via [`PreferenceLossOutput::metrics`].
@@ -62,7 +63,7 @@ mod validate;
 
 pub use chunked::{
     sequence_logprobs_from_hidden, sequence_logprobs_from_hidden_no_grad, ChunkedLogprobsBackend,
-    DEFAULT_CHUNK_SIZE,
+    WeightedLogprobSum, DEFAULT_CHUNK_SIZE,
 };
 pub use config::{NllScope, PreferenceLossConfig};
 pub use error::{Error, Result};
@@ -70,5 +71,11 @@ pub use logprobs::{sequence_logprobs, shift_for_next_token, NextTokenInputs, Seq
 pub use metrics::PreferenceMetrics;
 pub use numerics::{log1mexp, log_sigmoid, softplus};
 pub use preference::{preference_loss, PreferenceInputs, PreferenceLossOutput, ReferenceLogprobs};
-pub use sft::{sft_loss, sft_loss_from_hidden, SftReduction};
+pub use sft::{sft_loss, sft_loss_from_hidden, SftLossOutput, SftReduction};
 pub use simpo::SimpoMargin;
+
+/// The README's example, compiled (and, unless marked `no_run`, run) as a doctest so it stays
+/// true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn log_sigmoid_of_minus_120_is_minus_120() {
-        // losses.md case 8: naive -log(sigmoid(-120)) is inf in f32, the true value is 120.
+        // Naive -log(sigmoid(-120)) is inf in f32; the true value is 120.
         let got = eval(log_sigmoid, &[-120.0, 0.0, 120.0]);
         close(&got[..2], &[-120.0, -std::f64::consts::LN_2], 1e-6);
         assert!(got[2] <= 0.0 && got[2] > -1e-30);
@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn log1mexp_matches_both_branches() {
-        // python: log1p(-exp(x)) if x < -ln2 else log(-expm1(x)); losses.md cases 5 and 8.
+        // Reference values from python: log1p(-exp(x)) if x < -ln2 else log(-expm1(x)).
         let got = eval(log1mexp, &[-1e-8, -1e-6, -0.5, -1.2, -2.0, -30.0]);
         let want = [
             -18.420680748952364,

@@ -64,7 +64,7 @@ mod tests {
     }
 
     #[test]
-    fn losses_md_case_4() {
+    fn odds_ratio_by_hand() {
         // c̄ = −0.5, r̄ = −1.2, β = 0.1, NLL 0.9: log_odds 1.274370, logσ −0.246553, loss 0.924655.
         let lo = log_odds(-0.5, -1.2);
         assert!((lo - 1.274370).abs() < 1e-5, "{lo}");
@@ -75,7 +75,7 @@ mod tests {
     }
 
     #[test]
-    fn losses_md_case_5_near_certain_chosen() {
+    fn near_certain_chosen_stays_finite() {
         // c̄ = −1e-6, r̄ = −2: log1mexp(−1e-6) = −13.815511, log_odds = 15.670097.
         let lo = log_odds(-1e-6, -2.0);
         assert!((lo - 15.670097).abs() < 1e-4, "{lo}");

@@ -139,41 +139,34 @@ pub fn preference_loss<B: Backend>(
         nll_chosen,
     } = inputs;
 
-    let (losses, chosen_rewards, rejected_rewards, logps, log_odds): Terms<B> = match *config {
-        PreferenceLossConfig::Dpo { .. }
-        | PreferenceLossConfig::Robust { .. }
-        | PreferenceLossConfig::Hinge { .. }
-        | PreferenceLossConfig::IpoMean { .. }
-        | PreferenceLossConfig::IpoSum { .. } => {
-            let (u, v) = match (reference, config.needs_reference()) {
-                (Some(r), true) => (
-                    chosen.sum.clone() - r.chosen,
-                    rejected.sum.clone() - r.rejected,
-                ),
-                (None, true) => {
-                    return Err(Error::MissingReference {
-                        loss: config.name(),
-                    })
-                }
-                (_, false) => (chosen.sum.clone(), rejected.sum.clone()),
-            };
-            let z = (u.clone() - v.clone()).mul_scalar(beta);
-            let losses = match *config {
-                PreferenceLossConfig::Dpo {
-                    label_smoothing, ..
-                } => sigmoid_loss(z, label_smoothing),
-                PreferenceLossConfig::Robust {
-                    label_smoothing, ..
-                } => robust_loss(z, label_smoothing),
-                PreferenceLossConfig::Hinge { .. } => hinge_loss(z),
-                PreferenceLossConfig::IpoMean { .. } => ipo_loss(
-                    u.clone() / chosen.num_tokens.clone() - v.clone() / rejected.num_tokens.clone(),
+    let terms = match *config {
+        PreferenceLossConfig::Dpo {
+            label_smoothing, ..
+        } => ratio_terms(config, &chosen, &rejected, reference, |u, v| {
+            sigmoid_loss((u - v).mul_scalar(beta), label_smoothing)
+        })?,
+        PreferenceLossConfig::Robust {
+            label_smoothing, ..
+        } => ratio_terms(config, &chosen, &rejected, reference, |u, v| {
+            robust_loss((u - v).mul_scalar(beta), label_smoothing)
+        })?,
+        PreferenceLossConfig::Hinge { .. } => {
+            ratio_terms(config, &chosen, &rejected, reference, |u, v| {
+                hinge_loss((u - v).mul_scalar(beta))
+            })?
+        }
+        PreferenceLossConfig::IpoMean { .. } => {
+            ratio_terms(config, &chosen, &rejected, reference, |u, v| {
+                ipo_loss(
+                    u / chosen.num_tokens.clone() - v / rejected.num_tokens.clone(),
                     beta,
-                ),
-                _ => ipo_loss(u.clone() - v.clone(), beta),
-            };
-            let logps = [chosen.sum.clone(), rejected.sum.clone()];
-            (losses, u.mul_scalar(beta), v.mul_scalar(beta), logps, None)
+                )
+            })?
+        }
+        PreferenceLossConfig::IpoSum { .. } => {
+            ratio_terms(config, &chosen, &rejected, reference, |u, v| {
+                ipo_loss(u - v, beta)
+            })?
         }
         PreferenceLossConfig::SimpoGamma {
             gamma,
@@ -194,26 +187,15 @@ pub fn preference_loss<B: Backend>(
             let margin = SimpoMargin::GammaBetaRatio(gamma_beta_ratio);
             simpo_terms(&chosen, &rejected, beta, margin, label_smoothing)
         }
-        PreferenceLossConfig::Orpo { nll_scope, .. } => {
-            if nll_scope == NllScope::PromptAndCompletion && nll_chosen.is_none() {
+        PreferenceLossConfig::Orpo { .. } => {
+            if config.nll_covers_prompt() && nll_chosen.is_none() {
                 return Err(Error::MissingInput {
                     loss: "orpo",
                     what:
                         "nll_chosen (chosen log-probs over prompt and completion, TRL's NLL scope)",
                 });
             }
-            let (c, r) = (chosen.mean(), rejected.mean());
-            let odds = orpo_log_odds(c.clone(), r.clone());
-            let losses = orpo_ratio_loss(odds.clone(), beta);
-            let ratio = log_sigmoid(odds.clone().detach());
-            let rewards = (c.clone().mul_scalar(beta), r.clone().mul_scalar(beta));
-            (
-                losses,
-                rewards.0,
-                rewards.1,
-                [c, r],
-                Some([odds.detach(), ratio]),
-            )
+            orpo_terms(&chosen, &rejected, beta)
         }
     };
 
@@ -233,37 +215,84 @@ pub fn preference_loss<B: Backend>(
         source.sum.clone().sum().neg() / source.num_tokens.clone().sum()
     });
     let loss = match &nll {
-        Some(nll) => losses.clone().mean() + nll.clone().mul_scalar(alpha),
-        None => losses.clone().mean(),
+        Some(nll) => terms.losses.clone().mean() + nll.clone().mul_scalar(alpha),
+        None => terms.losses.clone().mean(),
     };
-    let [chosen_logps, rejected_logps] = logps.map(Tensor::detach);
     let metrics = MetricTensors {
-        chosen_rewards: chosen_rewards.detach(),
-        rejected_rewards: rejected_rewards.detach(),
-        chosen_logps,
-        rejected_logps,
+        chosen_rewards: terms.chosen_rewards.detach(),
+        rejected_rewards: terms.rejected_rewards.detach(),
+        chosen_logps: terms.chosen_logps.detach(),
+        rejected_logps: terms.rejected_logps.detach(),
         chosen_logits: [chosen.logits_mean_sum, chosen.num_tokens],
         rejected_logits: [rejected.logits_mean_sum, rejected.num_tokens],
         nll: nll.clone().map(Tensor::detach),
-        log_odds,
+        log_odds: terms.log_odds,
     };
     Ok(PreferenceLossOutput {
         loss,
-        losses,
+        losses: terms.losses,
         nll_loss: nll,
         metrics,
     })
 }
 
-/// Per-pair terms of one loss evaluation: (loss, chosen reward, rejected reward, the logps the
-/// loss used, ORPO's `[log_odds, logσ(log_odds)]`).
-type Terms<B> = (
-    Tensor<B, 1>,
-    Tensor<B, 1>,
-    Tensor<B, 1>,
-    [Tensor<B, 1>; 2],
-    Option<[Tensor<B, 1>; 2]>,
-);
+/// What one loss computes per pair, before the NLL term and the batch mean. Every tensor is
+/// `[b]`.
+struct PairTerms<B: Backend> {
+    /// The preference term of each pair.
+    losses: Tensor<B, 1>,
+    /// The chosen reward: β·u for the DPO family (`u = πc − ρc`), β·c̄ for SimPO and ORPO.
+    chosen_rewards: Tensor<B, 1>,
+    /// The rejected reward: β·v, or β·r̄.
+    rejected_rewards: Tensor<B, 1>,
+    /// The chosen policy log-probs the loss used: sums for the DPO family, means for SimPO and
+    /// ORPO.
+    chosen_logps: Tensor<B, 1>,
+    /// The rejected policy log-probs the loss used, as `chosen_logps`.
+    rejected_logps: Tensor<B, 1>,
+    /// ORPO's `[log_odds, logσ(log_odds)]`, detached; `None` for every other loss.
+    log_odds: Option<[Tensor<B, 1>; 2]>,
+}
+
+/// The DPO family's log-ratios `(u, v) = (πc − ρc, πr − ρr)`, with `ρ = 0` when the loss is
+/// reference-free.
+fn log_ratios<B: Backend>(
+    config: &PreferenceLossConfig,
+    chosen: &SequenceLogprobs<B>,
+    rejected: &SequenceLogprobs<B>,
+    reference: Option<ReferenceLogprobs<B>>,
+) -> Result<(Tensor<B, 1>, Tensor<B, 1>)> {
+    match (reference, config.needs_reference()) {
+        (Some(r), true) => Ok((
+            chosen.sum.clone() - r.chosen,
+            rejected.sum.clone() - r.rejected,
+        )),
+        (None, true) => Err(Error::MissingReference {
+            loss: config.name(),
+        }),
+        (_, false) => Ok((chosen.sum.clone(), rejected.sum.clone())),
+    }
+}
+
+/// The terms of a DPO-family loss whose per-pair loss is `loss(u, v)` on the log-ratios.
+fn ratio_terms<B: Backend>(
+    config: &PreferenceLossConfig,
+    chosen: &SequenceLogprobs<B>,
+    rejected: &SequenceLogprobs<B>,
+    reference: Option<ReferenceLogprobs<B>>,
+    loss: impl FnOnce(Tensor<B, 1>, Tensor<B, 1>) -> Tensor<B, 1>,
+) -> Result<PairTerms<B>> {
+    let beta = config.beta();
+    let (u, v) = log_ratios(config, chosen, rejected, reference)?;
+    Ok(PairTerms {
+        losses: loss(u.clone(), v.clone()),
+        chosen_rewards: u.mul_scalar(beta),
+        rejected_rewards: v.mul_scalar(beta),
+        chosen_logps: chosen.sum.clone(),
+        rejected_logps: rejected.sum.clone(),
+        log_odds: None,
+    })
+}
 
 fn simpo_terms<B: Backend>(
     chosen: &SequenceLogprobs<B>,
@@ -271,19 +300,41 @@ fn simpo_terms<B: Backend>(
     beta: f64,
     margin: SimpoMargin,
     label_smoothing: f64,
-) -> Terms<B> {
+) -> PairTerms<B> {
     let (c, r) = (chosen.mean(), rejected.mean());
     let losses = sigmoid_loss(
         simpo_logits(c.clone(), r.clone(), beta, margin),
         label_smoothing,
     );
-    (
+    PairTerms {
         losses,
-        c.clone().mul_scalar(beta),
-        r.clone().mul_scalar(beta),
-        [c, r],
-        None,
-    )
+        chosen_rewards: c.clone().mul_scalar(beta),
+        rejected_rewards: r.clone().mul_scalar(beta),
+        chosen_logps: c,
+        rejected_logps: r,
+        log_odds: None,
+    }
+}
+
+/// ORPO's odds-ratio term on the length-averaged log-probs (its NLL term is added by the
+/// caller).
+fn orpo_terms<B: Backend>(
+    chosen: &SequenceLogprobs<B>,
+    rejected: &SequenceLogprobs<B>,
+    beta: f64,
+) -> PairTerms<B> {
+    let (c, r) = (chosen.mean(), rejected.mean());
+    let odds = orpo_log_odds(c.clone(), r.clone());
+    let losses = orpo_ratio_loss(odds.clone(), beta);
+    let ratio = log_sigmoid(odds.clone().detach());
+    PairTerms {
+        losses,
+        chosen_rewards: c.clone().mul_scalar(beta),
+        rejected_rewards: r.clone().mul_scalar(beta),
+        chosen_logps: c,
+        rejected_logps: r,
+        log_odds: Some([odds.detach(), ratio]),
+    }
 }
 
 fn check_shapes<B: Backend>(inputs: &PreferenceInputs<B>) -> Result<()> {

@@ -60,8 +60,22 @@ pub fn sft_loss<B: Backend>(
     })
 }
 
+/// What [`sft_loss_from_hidden`] computes.
+#[derive(Debug, Clone)]
+pub struct SftLossOutput<B: Backend> {
+    /// `[1]` the loss, with its gradient.
+    pub loss: Tensor<B, 1>,
+    /// `[1]` completion tokens whose largest logit is at their label (the first largest, as
+    /// torch's `argmax`); no gradient.
+    pub correct_tokens: Tensor<B, 1, Int>,
+    /// Completion tokens of the batch.
+    pub num_tokens: usize,
+}
+
 /// The SFT loss straight from final hidden states and the lm_head weight, chunk by chunk, with
-/// its gradient taken in the same pass.
+/// its gradient taken in the same pass, and how many completion tokens the logits predict right
+/// (TRL's `mean_token_accuracy` is `correct_tokens / num_tokens`), counted from the logits the
+/// pass makes anyway.
 ///
 /// Equal to [`sft_loss`] over [`sequence_logprobs_from_hidden`] (within f32 rounding), and as
 /// sparing of memory, but one lm_head-sized product per step cheaper: the loss is a weighted
@@ -71,7 +85,7 @@ pub fn sft_loss<B: Backend>(
 /// ([`ChunkedLogprobsBackend::chunked_weighted_logprob_sum`]).
 ///
 /// # Shapes
-/// As [`sequence_logprobs_from_hidden`]; output `[1]`.
+/// As [`sequence_logprobs_from_hidden`]; `loss` and `correct_tokens` `[1]`.
 ///
 /// # Errors
 /// As [`sequence_logprobs_from_hidden`] and [`sft_loss`].
@@ -82,14 +96,24 @@ pub fn sft_loss_from_hidden<B: ChunkedLogprobsBackend>(
     mask: Tensor<B, 2, Bool>,
     reduction: SftReduction,
     chunk_size: usize,
-) -> Result<Tensor<B, 1>> {
+) -> Result<SftLossOutput<B>> {
     reduction.check()?;
-    weighted_logprob_sum_from_hidden(hidden, weight, labels, mask, chunk_size, |row, counts| {
-        match reduction {
+    let (total, num_tokens) = weighted_logprob_sum_from_hidden(
+        hidden,
+        weight,
+        labels,
+        mask,
+        chunk_size,
+        |row, counts| match reduction {
             SftReduction::TokenMean => -1.0 / counts.iter().sum::<usize>() as f32,
             SftReduction::SequenceMean => -1.0 / (counts.len() * counts[row]) as f32,
             SftReduction::TokenSum { num_tokens } => (-1.0 / num_tokens) as f32,
-        }
+        },
+    )?;
+    Ok(SftLossOutput {
+        loss: total.sum,
+        correct_tokens: total.correct_tokens,
+        num_tokens,
     })
 }
 
@@ -104,7 +128,7 @@ impl SftReduction {
                     reason: "must be finite and > 0",
                 })
             }
-            _ => Ok(()),
+            Self::TokenSum { .. } | Self::TokenMean | Self::SequenceMean => Ok(()),
         }
     }
 }
@@ -116,8 +140,8 @@ mod tests {
     use burn::tensor::{Bool, TensorData};
 
     #[test]
-    fn losses_md_case_7_token_vs_sequence_mean() -> anyhow::Result<()> {
-        // Token log-probs [[−0.1, −0.5, −2.0], [−1.0]] (reference/losses_testcases.py):
+    fn token_vs_sequence_mean_by_hand() -> anyhow::Result<()> {
+        // Token log-probs [[−0.1, −0.5, −2.0], [−1.0]], by hand:
         // token mean 3.6 / 4 = 0.9, sequence mean (2.6/3 + 1.0)/2 = 0.933333.
         let dev = Default::default();
         let tokens = Tensor::<Flex, 2>::from_data(

@@ -6,10 +6,10 @@
 //!
 //! `c̄`, `r̄` are the policy's mean log-probs over the chosen and rejected completions.
 //!
-//! The margin is the trap (losses.md §2). "γ = 0.5" is an **absolute** γ in TRL's CPOTrainer
+//! The margin is the trap (docs/method.md, "Losses"). "γ = 0.5" is an **absolute** γ in TRL's CPOTrainer
 //! (`simpo_gamma`, `trl/experimental/cpo/cpo_trainer.py`) and Liger, but a **ratio γ/β** in the
-//! official code (`gamma_beta_ratio`, princeton-nlp/SimPO `scripts/simpo_trainer.py`). At β = 2 they
-//! differ by a factor 2, so [`SimpoMargin`] names both and never guesses.
+//! official code (`gamma_beta_ratio`, `princeton-nlp/SimPO:scripts/simpo_trainer.py`). At β = 2
+//! they differ by a factor 2, so [`SimpoMargin`] names both and never guesses.
 //!
 //! Source: Meng et al. 2024, SimPO (arXiv:2405.14734).
 
@@ -57,8 +57,8 @@ mod tests {
     use burn::tensor::TensorData;
 
     #[test]
-    fn losses_md_case_6_gamma_vs_ratio() {
-        // c̄ = −0.5, r̄ = −1.2, β = 2 (reference/losses_testcases.py):
+    fn absolute_gamma_vs_gamma_beta_ratio() {
+        // c̄ = −0.5, r̄ = −1.2, β = 2, by hand:
         // TRL simpo_gamma = 0.5 → −logσ(1.4 − 0.5) = 0.341154;
         // official gamma_beta_ratio = 0.5 → γ = 1 → −logσ(0.4) = 0.513015.
         let dev = Default::default();

@@ -154,6 +154,7 @@ fn sft(
             reduction,
             c.chunk,
         )
+        .map(|out| out.loss)
     } else {
         let logits = hidden
             .clone()
@@ -190,6 +191,81 @@ proptest! {
     }
 }
 
+/// `(surely right, unsure)`: completion tokens whose label's logit (f64, on the host) beats every
+/// other logit by more than f32 rounding could undo, and those within that margin of the best.
+fn argmax_bounds(c: &Case) -> (usize, usize) {
+    let (mut right, mut unsure) = (0, 0);
+    let f32_value = |x: f64| f64::from(x as f32);
+    for t in (0..c.b * c.s).filter(|&t| c.mask[t]) {
+        let logit = |k: usize| -> f64 {
+            (0..c.d)
+                .map(|j| f32_value(c.hidden[t * c.d + j]) * f32_value(c.weight[k * c.d + j]))
+                .sum()
+        };
+        let label = c.labels[t] as usize;
+        let rival = (0..c.v)
+            .filter(|&k| k != label)
+            .map(logit)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let gap = logit(label) - rival;
+        if gap > 1e-3 {
+            right += 1;
+        } else if gap > -1e-3 {
+            unsure += 1;
+        }
+    }
+    (right, unsure)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The one-pass loss counts the completion tokens whose largest logit is at their label.
+    #[test]
+    fn sft_loss_in_one_pass_counts_the_tokens_whose_argmax_is_the_label(c in case()) {
+        let out = sft_loss_from_hidden(
+            float_tensor::<AD, 3>(&c.hidden, [c.b, c.s, c.d]),
+            float_tensor::<AD, 2>(&c.weight, [c.v, c.d]).require_grad(),
+            int_tensor(&c.labels, [c.b, c.s]),
+            bool_tensor(&c.mask, [c.b, c.s]),
+            SftReduction::TokenMean,
+            c.chunk,
+        )
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(out.num_tokens, c.mask.iter().filter(|&&m| m).count());
+        let correct = host(out.correct_tokens.float())[0] as usize;
+        let (right, unsure) = argmax_bounds(&c);
+        prop_assert!(
+            (right..=right + unsure).contains(&correct),
+            "{} correct, expected {} (+ up to {} within rounding)", correct, right, unsure
+        );
+    }
+}
+
+/// Labels the logits get right and wrong, across a chunk boundary, counted exactly.
+#[test]
+fn correct_tokens_count_argmax_hits_exactly() -> anyhow::Result<()> {
+    // Logits are the hidden states themselves (identity lm_head, v = d = 3).
+    let hidden = [
+        [0.0, 2.0, 1.0], // argmax 1
+        [3.0, 0.0, 1.0], // argmax 0
+        [0.0, 1.0, 5.0], // argmax 2
+        [1.0, 4.0, 0.0], // argmax 1 (prompt position: not counted)
+    ];
+    let identity = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+    let out = sft_loss_from_hidden(
+        float_tensor::<AD, 3>(hidden.as_flattened(), [1, 4, 3]),
+        float_tensor::<AD, 2>(&identity, [3, 3]).require_grad(),
+        int_tensor::<AD, 2>(&[1, 2, 2, 1], [1, 4]),
+        bool_tensor::<AD, 2>(&[true, true, true, false], [1, 4]),
+        SftReduction::TokenMean,
+        2,
+    )?;
+    assert_eq!(out.num_tokens, 3);
+    assert_eq!(host(out.correct_tokens.float()), [2.0]);
+    Ok(())
+}
+
 /// Without gradients (nothing requires one) the one-pass loss is still the loss, and a bad
 /// reduction is refused before any work.
 #[test]
@@ -208,7 +284,7 @@ fn sft_loss_in_one_pass_without_gradients_and_with_a_bad_normaliser() -> anyhow:
         )
     };
     let (h, w, y, m) = inputs();
-    let fused = sft_loss_from_hidden(h, w, y, m, SftReduction::TokenMean, 2)?;
+    let fused = sft_loss_from_hidden(h, w, y, m, SftReduction::TokenMean, 2)?.loss;
     let (h, w, y, m) = inputs();
     let plain = sft_loss(
         &sequence_logprobs_from_hidden(h, w, y, m, 2)?,

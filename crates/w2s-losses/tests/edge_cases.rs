@@ -46,7 +46,7 @@ fn policy_equal_to_reference_gives_ln2_and_zero_rewards() -> anyhow::Result<()> 
         "ln 2",
     );
     let m = out.metrics()?;
-    // Strict `>`: identical models score 0 accuracy, not 0.5 (losses.md §(b)).
+    // Strict `>`: identical models score 0 accuracy, not 0.5 (TRL compares chosen > rejected).
     assert_eq!(
         (m.rewards_chosen, m.rewards_accuracies, m.rewards_margins),
         (0.0, 0.0, 0.0)
@@ -56,7 +56,7 @@ fn policy_equal_to_reference_gives_ln2_and_zero_rewards() -> anyhow::Result<()> 
 
 #[test]
 fn margins_of_plus_minus_100_stay_finite_and_exact() -> anyhow::Result<()> {
-    // βh = ±100 and −120 (losses.md case 3): −logσ(100) ≈ 3.7e-44, −logσ(−100) = 100.
+    // βh = ±100 and −120: −logσ(100) ≈ 3.7e-44, −logσ(−100) = 100.
     let c = seq(&[0.0, 0.0, 0.0]);
     let r = seq(&[-1000.0, 1000.0, 1200.0]);
     let zero = float_tensor::<B, 1>(&[0.0; 3], [3]);

@@ -36,12 +36,10 @@ fn loss<Bk: Backend>(config: &PreferenceLossConfig, x: Tensor<Bk, 1>, n: usize) 
         f64_tensor::<Bk, 1>(&[-1.5, -0.7, -3.0], [n]).to_device(&dev),
     );
     let inputs = PreferenceInputs::new(side(0), side(1)).with_reference(reference);
-    let inputs = match config {
-        PreferenceLossConfig::Orpo { .. } => {
-            let nll = side(0);
-            inputs.with_nll_chosen(nll)
-        }
-        _ => inputs,
+    let inputs = if config.nll_covers_prompt() {
+        inputs.with_nll_chosen(side(0))
+    } else {
+        inputs
     };
     preference_loss(config, inputs)
         .map(|o| o.loss)

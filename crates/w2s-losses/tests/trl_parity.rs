@@ -7,7 +7,6 @@ mod common;
 
 use burn::tensor::Tensor;
 use common::*;
-use serde_json::Value;
 use w2s_losses::{
     preference_loss, sequence_logprobs, sequence_logprobs_from_hidden, PreferenceInputs,
     PreferenceLossConfig, ReferenceLogprobs, SequenceLogprobs,
@@ -19,18 +18,13 @@ const REL: f64 = 1e-6;
 /// `Σ_i g_i·sum_i` (fixture `logprobs`).
 #[test]
 fn logprobs_match_selective_log_softmax_values_and_gradients() -> anyhow::Result<()> {
-    let f = &fixtures()["logprobs"];
-    let (b, s, d, v) = (
-        usize_of(&f["b"]),
-        usize_of(&f["s"]),
-        usize_of(&f["d"]),
-        usize_of(&f["v"]),
-    );
-    let labels = ints(&f["labels"]);
-    let mask = bools(&f["mask"]);
-    let upstream = float_tensor::<AD, 1>(&floats(&f["upstream"]), [b]);
+    let f = fixtures()?.get("logprobs")?;
+    let (b, s, d, v) = (f.usize("b")?, f.usize("s")?, f.usize("d")?, f.usize("v")?);
+    let labels = f.ints("labels")?;
+    let mask = f.bools("mask")?;
+    let upstream = float_tensor::<AD, 1>(&f.floats("upstream")?, [b]);
 
-    let logits = float_tensor::<AD, 3>(&floats(&f["logits"]), [b, s, v]).require_grad();
+    let logits = float_tensor::<AD, 3>(&f.floats("logits")?, [b, s, v]).require_grad();
     let lp = sequence_logprobs(
         logits.clone(),
         int_tensor(&labels, [b, s]),
@@ -38,27 +32,30 @@ fn logprobs_match_selective_log_softmax_values_and_gradients() -> anyhow::Result
     )?;
     assert_close(
         &host(lp.tokens.clone()),
-        &floats(&f["token_logprobs"]),
+        &f.floats("token_logprobs")?,
         REL,
         1e-6,
         "tokens",
     );
-    assert_close(&host(lp.sum.clone()), &floats(&f["sum"]), REL, 1e-6, "sum");
-    assert_close(&host(lp.mean()), &floats(&f["mean"]), REL, 1e-6, "mean");
+    assert_close(&host(lp.sum.clone()), &f.floats("sum")?, REL, 1e-6, "sum");
+    assert_close(&host(lp.mean()), &f.floats("mean")?, REL, 1e-6, "mean");
     assert_close(
         &host(lp.logits_mean_sum.clone()),
-        &floats(&f["logits_mean_sum"]),
+        &f.floats("logits_mean_sum")?,
         REL,
         1e-6,
         "logits",
     );
     let grads = (lp.sum * upstream.clone()).sum().backward();
-    let grad = logits.grad(&grads).map(host).unwrap_or_default();
-    assert_close(&grad, &floats(&f["grad_logits"]), REL, 1e-6, "grad logits");
+    let grad = logits
+        .grad(&grads)
+        .map(host)
+        .expect("the gradient reaches this input");
+    assert_close(&grad, &f.floats("grad_logits")?, REL, 1e-6, "grad logits");
 
     for chunk in [1, 4, 64] {
-        let hidden = float_tensor::<AD, 3>(&floats(&f["hidden"]), [b, s, d]).require_grad();
-        let weight = float_tensor::<AD, 2>(&floats(&f["weight"]), [v, d]).require_grad();
+        let hidden = float_tensor::<AD, 3>(&f.floats("hidden")?, [b, s, d]).require_grad();
+        let weight = float_tensor::<AD, 2>(&f.floats("weight")?, [v, d]).require_grad();
         let lp = sequence_logprobs_from_hidden(
             hidden.clone(),
             weight.clone(),
@@ -68,31 +65,37 @@ fn logprobs_match_selective_log_softmax_values_and_gradients() -> anyhow::Result
         )?;
         assert_close(
             &host(lp.sum.clone()),
-            &floats(&f["sum"]),
+            &f.floats("sum")?,
             2e-6,
             2e-6,
             "chunked sum",
         );
         assert_close(
             &host(lp.logits_mean_sum.clone()),
-            &floats(&f["logits_mean_sum"]),
+            &f.floats("logits_mean_sum")?,
             2e-6,
             2e-6,
             "chunked logits",
         );
         let grads = (lp.sum * upstream.clone()).sum().backward();
-        let gh = hidden.grad(&grads).map(host).unwrap_or_default();
-        let gw = weight.grad(&grads).map(host).unwrap_or_default();
+        let gh = hidden
+            .grad(&grads)
+            .map(host)
+            .expect("the gradient reaches this input");
+        let gw = weight
+            .grad(&grads)
+            .map(host)
+            .expect("the gradient reaches this input");
         assert_close(
             &gh,
-            &floats(&f["grad_hidden"]),
+            &f.floats("grad_hidden")?,
             2e-6,
             2e-6,
             "chunked grad hidden",
         );
         assert_close(
             &gw,
-            &floats(&f["grad_weight"]),
+            &f.floats("grad_weight")?,
             2e-6,
             2e-6,
             "chunked grad weight",
@@ -111,19 +114,23 @@ struct DpoBatch {
     first_completion: Vec<usize>,
 }
 
-fn dpo_batch(f: &Value) -> DpoBatch {
-    let s = usize_of(&f["s"]);
-    let mask = bools(&f["mask"]);
+fn dpo_batch(f: &Fixture) -> anyhow::Result<DpoBatch> {
+    let s = f.usize("s")?;
+    let mask = f.bools("mask")?;
     let rows = mask.len() / s;
     let n = rows / 2;
     // TRL: mask = completion_mask[:, 1:]
     let shifted: Vec<bool> = mask.chunks(s).flat_map(|r| r[1..].to_vec()).collect();
     let first_completion = shifted
         .chunks(s - 1)
-        .map(|r| r.iter().position(|&m| m).unwrap_or(0))
+        .map(|r| {
+            r.iter()
+                .position(|&m| m)
+                .expect("every fixture row has a completion token")
+        })
         .collect();
-    let tokens = float_tensor::<AD, 2>(&floats(&f["tokens"]), [rows, s - 1]).require_grad();
-    let mean_logits = float_tensor::<AD, 2>(&floats(&f["mean_logits"]), [rows, s - 1]);
+    let tokens = float_tensor::<AD, 2>(&f.floats("tokens")?, [rows, s - 1]).require_grad();
+    let mean_logits = float_tensor::<AD, 2>(&f.floats("mean_logits")?, [rows, s - 1]);
     let shifted = bool_tensor::<AD, 2>(&shifted, [rows, s - 1]);
     let half = |t: Tensor<AD, 2>, i: usize| t.slice_dim(0, i * n..(i + 1) * n);
     let side = |i| {
@@ -133,8 +140,8 @@ fn dpo_batch(f: &Value) -> DpoBatch {
             shifted.clone().slice_dim(0, i * n..(i + 1) * n),
         )
     };
-    let reference = floats(&f["ref"]);
-    DpoBatch {
+    let reference = f.floats("ref")?;
+    Ok(DpoBatch {
         chosen: side(0),
         rejected: side(1),
         reference: ReferenceLogprobs::new(
@@ -143,17 +150,17 @@ fn dpo_batch(f: &Value) -> DpoBatch {
         ),
         tokens,
         first_completion,
-    }
+    })
 }
 
-fn check_dpo_case(inputs: &Value, case: &Value, name: &str) -> anyhow::Result<()> {
-    let batch = dpo_batch(inputs);
-    let config: PreferenceLossConfig = serde_json::from_value(case["config"].clone())?;
+fn check_dpo_case(inputs: &Fixture, case: &Fixture, name: &str) -> anyhow::Result<()> {
+    let batch = dpo_batch(inputs)?;
+    let config: PreferenceLossConfig = case.parse("config")?;
     let out = preference_loss(
         &config,
         PreferenceInputs::new(batch.chosen, batch.rejected).with_reference(batch.reference),
     )?;
-    let want_loss = case["loss"].as_f64().unwrap_or(f64::NAN);
+    let want_loss = case.float("loss")?;
     assert_close(
         &host(out.loss.clone()),
         &[want_loss],
@@ -163,13 +170,14 @@ fn check_dpo_case(inputs: &Value, case: &Value, name: &str) -> anyhow::Result<()
     );
 
     let metrics = out.metrics()?.to_map();
-    let want = case["metrics"].as_object().cloned().unwrap_or_default();
-    assert!(!want.is_empty(), "{name}: fixture has no metrics");
-    for (key, value) in want {
+    let want = case.get("metrics")?;
+    let keys = case.keys("metrics")?;
+    assert!(!keys.is_empty(), "{name}: fixture has no metrics");
+    for key in keys {
         let got = metrics.get(&key).copied().unwrap_or(f64::NAN);
         assert_close(
             &[got],
-            &[value.as_f64().unwrap_or(f64::NAN)],
+            &[want.float(&key)?],
             REL,
             1e-7,
             &format!("{name} {key}"),
@@ -177,7 +185,11 @@ fn check_dpo_case(inputs: &Value, case: &Value, name: &str) -> anyhow::Result<()
     }
 
     let grads = out.loss.backward();
-    let grad = batch.tokens.grad(&grads).map(host).unwrap_or_default();
+    let grad = batch
+        .tokens
+        .grad(&grads)
+        .map(host)
+        .expect("the gradient reaches this input");
     let width = grad.len() / batch.first_completion.len();
     let grad_sum: Vec<f64> = batch
         .first_completion
@@ -187,7 +199,7 @@ fn check_dpo_case(inputs: &Value, case: &Value, name: &str) -> anyhow::Result<()
         .collect();
     assert_close(
         &grad_sum,
-        &floats(&case["grad_sum"]),
+        &case.floats("grad_sum")?,
         REL,
         1e-9,
         &format!("{name} grad"),
@@ -200,11 +212,12 @@ fn check_dpo_case(inputs: &Value, case: &Value, name: &str) -> anyhow::Result<()
 /// log-probs (reference-free).
 #[test]
 fn dpo_trainer_losses_metrics_and_gradients() -> anyhow::Result<()> {
-    let f = fixtures();
-    let cases = f["dpo"]["cases"].as_object().cloned().unwrap_or_default();
-    assert!(cases.len() >= 8);
-    for (name, case) in &cases {
-        check_dpo_case(&f["dpo"]["inputs"], case, name)?;
+    let f = fixtures()?.get("dpo")?;
+    let (inputs, cases) = (f.get("inputs")?, f.get("cases")?);
+    let names = f.keys("cases")?;
+    assert!(names.len() >= 8);
+    for name in &names {
+        check_dpo_case(&inputs, &cases.get(name)?, name)?;
     }
     Ok(())
 }
@@ -212,8 +225,8 @@ fn dpo_trainer_losses_metrics_and_gradients() -> anyhow::Result<()> {
 /// βh = +100, −100 and 0 through `DPOTrainer._compute_loss`: per-pair losses 0, 100, ln 2.
 #[test]
 fn dpo_trainer_extreme_margins() -> anyhow::Result<()> {
-    let f = &fixtures()["dpo_extreme"];
-    let batch = dpo_batch(f);
+    let f = fixtures()?.get("dpo_extreme")?;
+    let batch = dpo_batch(&f)?;
     let config = PreferenceLossConfig::Dpo {
         beta: 0.1,
         label_smoothing: 0.0,
@@ -226,20 +239,24 @@ fn dpo_trainer_extreme_margins() -> anyhow::Result<()> {
     )?;
     assert_close(
         &host(out.losses.clone()),
-        &floats(&f["per_pair_torch"]),
+        &f.floats("per_pair_torch")?,
         REL,
         1e-6,
         "per pair",
     );
     assert_close(
         &host(out.loss.clone()),
-        &[f["loss"].as_f64().unwrap_or(f64::NAN)],
+        &[f.float("loss")?],
         REL,
         0.0,
         "loss",
     );
     let grads = out.loss.backward();
-    let grad = batch.tokens.grad(&grads).map(host).unwrap_or_default();
+    let grad = batch
+        .tokens
+        .grad(&grads)
+        .map(host)
+        .expect("the gradient reaches this input");
     let width = grad.len() / batch.first_completion.len();
     let grad_sum: Vec<f64> = batch
         .first_completion
@@ -248,7 +265,7 @@ fn dpo_trainer_extreme_margins() -> anyhow::Result<()> {
         .map(|(row, &t)| grad[row * width + t])
         .collect();
     assert!(grad_sum.iter().all(|g| g.is_finite()));
-    assert_close(&grad_sum, &floats(&f["grad_sum"]), REL, 1e-9, "grad");
+    assert_close(&grad_sum, &f.floats("grad_sum")?, REL, 1e-9, "grad");
     Ok(())
 }
 
@@ -268,7 +285,7 @@ fn check_pair_case(
     config: PreferenceLossConfig,
     c: &[f64],
     r: &[f64],
-    case: &Value,
+    case: &Fixture,
     name: &str,
 ) -> anyhow::Result<()> {
     let (lc, chosen) = single_token(c);
@@ -276,7 +293,7 @@ fn check_pair_case(
     let out = preference_loss(&config, PreferenceInputs::new(chosen, rejected))?;
     assert_close(
         &host(out.losses.clone()),
-        &floats(&case["losses"]),
+        &case.floats("losses")?,
         REL,
         1e-7,
         &format!("{name} losses"),
@@ -285,31 +302,37 @@ fn check_pair_case(
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
     assert_close(
         &[m.rewards_chosen],
-        &[mean(floats(&case["chosen_rewards"]))],
+        &[mean(case.floats("chosen_rewards")?)],
         REL,
         1e-7,
         name,
     );
     assert_close(
         &[m.rewards_rejected],
-        &[mean(floats(&case["rejected_rewards"]))],
+        &[mean(case.floats("rejected_rewards")?)],
         REL,
         1e-7,
         name,
     );
     let grads = out.loss.backward();
-    let gc = lc.grad(&grads).map(host).unwrap_or_default();
-    let gr = lr.grad(&grads).map(host).unwrap_or_default();
+    let gc = lc
+        .grad(&grads)
+        .map(host)
+        .expect("the gradient reaches this input");
+    let gr = lr
+        .grad(&grads)
+        .map(host)
+        .expect("the gradient reaches this input");
     assert_close(
         &gc,
-        &floats(&case["grad_chosen"]),
+        &case.floats("grad_chosen")?,
         REL,
         1e-8,
         &format!("{name} grad chosen"),
     );
     assert_close(
         &gr,
-        &floats(&case["grad_rejected"]),
+        &case.floats("grad_rejected")?,
         REL,
         1e-8,
         &format!("{name} grad rejected"),
@@ -321,36 +344,30 @@ fn check_pair_case(
 /// paper's form) and `simpo` with absolute `simpo_gamma`; the official γ/β spelling must agree.
 #[test]
 fn cpo_trainer_cdpo_ipo_sum_and_simpo() -> anyhow::Result<()> {
-    let f = &fixtures()["cpo"];
-    let case = &f["cdpo_eps0.1"];
+    let f = fixtures()?.get("cpo")?;
+    let case = &f.get("cdpo_eps0.1")?;
     let cdpo = PreferenceLossConfig::Dpo {
         beta: 0.1,
         label_smoothing: 0.1,
         nll_alpha: 0.0,
         reference_free: true,
     };
-    check_pair_case(cdpo, &floats(&case["u"]), &floats(&case["v"]), case, "cdpo")?;
+    check_pair_case(cdpo, &case.floats("u")?, &case.floats("v")?, case, "cdpo")?;
 
-    let case = &f["ipo_sum_beta0.1"];
+    let case = &f.get("ipo_sum_beta0.1")?;
     let ipo = PreferenceLossConfig::IpoSum {
         beta: 0.1,
         nll_alpha: 0.0,
         reference_free: true,
     };
-    check_pair_case(
-        ipo,
-        &floats(&case["u"]),
-        &floats(&case["v"]),
-        case,
-        "ipo_sum",
-    )?;
+    check_pair_case(ipo, &case.floats("u")?, &case.floats("v")?, case, "ipo_sum")?;
 
     for (name, gamma, eps) in [
         ("simpo_gamma0.5_beta2", 0.5, 0.0),
         ("simpo_gamma1.4_beta2_eps0.1", 1.4, 0.1),
     ] {
-        let case = &f[name];
-        let (c, r) = (floats(&case["chosen_mean"]), floats(&case["rejected_mean"]));
+        let case = &f.get(name)?;
+        let (c, r) = (case.floats("chosen_mean")?, case.floats("rejected_mean")?);
         let absolute = PreferenceLossConfig::SimpoGamma {
             beta: 2.0,
             gamma,
@@ -373,13 +390,13 @@ fn cpo_trainer_cdpo_ipo_sum_and_simpo() -> anyhow::Result<()> {
 /// prompt + completion tokens; includes c̄ = −1e-6 (the log1mexp branch near 0).
 #[test]
 fn orpo_trainer_loss_metrics_and_gradients() -> anyhow::Result<()> {
-    let f = &fixtures()["orpo"];
-    let (lc, chosen) = single_token(&floats(&f["chosen_mean"]));
-    let (lr, rejected) = single_token(&floats(&f["rejected_mean"]));
-    let nll_mask = bools(&f["nll_mask"]);
+    let f = fixtures()?.get("orpo")?;
+    let (lc, chosen) = single_token(&f.floats("chosen_mean")?);
+    let (lr, rejected) = single_token(&f.floats("rejected_mean")?);
+    let nll_mask = f.bools("nll_mask")?;
     let rows = chosen.sum.dims()[0];
     let width = nll_mask.len() / rows;
-    let nll_tokens = float_tensor::<AD, 2>(&floats(&f["nll_tokens"]), [rows, width]).require_grad();
+    let nll_tokens = float_tensor::<AD, 2>(&f.floats("nll_tokens")?, [rows, width]).require_grad();
     let nll_chosen = SequenceLogprobs::from_tokens(
         nll_tokens.clone(),
         nll_tokens.zeros_like(),
@@ -390,7 +407,7 @@ fn orpo_trainer_loss_metrics_and_gradients() -> anyhow::Result<()> {
         &config,
         PreferenceInputs::new(chosen, rejected).with_nll_chosen(nll_chosen),
     )?;
-    let trl_losses: Vec<f64> = floats(&f["losses_trl"]).iter().map(|x| -x).collect();
+    let trl_losses: Vec<f64> = f.floats("losses_trl")?.iter().map(|x| -x).collect();
     assert_close(
         &host(out.losses.clone()),
         &trl_losses,
@@ -400,50 +417,56 @@ fn orpo_trainer_loss_metrics_and_gradients() -> anyhow::Result<()> {
     );
     assert_close(
         &host(out.loss.clone()),
-        &[f["loss"].as_f64().unwrap_or(f64::NAN)],
+        &[f.float("loss")?],
         REL,
         1e-7,
         "loss",
     );
     let m = out.metrics()?;
-    let want = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
     assert_close(
         &[m.nll_loss.unwrap_or(f64::NAN)],
-        &[want("nll_loss")],
+        &[f.float("nll_loss")?],
         REL,
         1e-7,
         "nll_loss",
     );
     assert_close(
         &[m.log_odds_ratio.unwrap_or(f64::NAN)],
-        &[want("log_odds_ratio")],
+        &[f.float("log_odds_ratio")?],
         REL,
         1e-7,
         "log_odds_ratio",
     );
     assert_close(
         &[m.log_odds_chosen.unwrap_or(f64::NAN)],
-        &[want("log_odds_chosen")],
+        &[f.float("log_odds_chosen")?],
         2e-6,
         1e-7,
         "log_odds_chosen",
     );
     let grads = out.loss.backward();
     assert_close(
-        &lc.grad(&grads).map(host).unwrap_or_default(),
-        &floats(&f["grad_chosen"]),
+        &lc.grad(&grads)
+            .map(host)
+            .expect("the gradient reaches this input"),
+        &f.floats("grad_chosen")?,
         2e-6,
         1e-8,
         "grad c",
     );
     assert_close(
-        &lr.grad(&grads).map(host).unwrap_or_default(),
-        &floats(&f["grad_rejected"]),
+        &lr.grad(&grads)
+            .map(host)
+            .expect("the gradient reaches this input"),
+        &f.floats("grad_rejected")?,
         2e-6,
         1e-8,
         "grad r",
     );
-    let gn = nll_tokens.grad(&grads).map(host).unwrap_or_default();
+    let gn = nll_tokens
+        .grad(&grads)
+        .map(host)
+        .expect("the gradient reaches this input");
     let gn: Vec<f64> = gn
         .iter()
         .zip(&nll_mask)
@@ -451,10 +474,63 @@ fn orpo_trainer_loss_metrics_and_gradients() -> anyhow::Result<()> {
         .collect();
     assert_close(
         &gn,
-        &floats(&f["grad_nll_tokens"]),
+        &f.floats("grad_nll_tokens")?,
         REL,
         1e-9,
         "grad nll tokens",
     );
     Ok(())
+}
+
+/// Each fixture accessor is an error naming the file and the key path when the key is missing or
+/// holds another type, so a renamed fixture field fails the test that reads it.
+#[test]
+fn fixture_accessors_fail_on_a_missing_key_or_a_wrong_type() -> anyhow::Result<()> {
+    let f = fixtures()?.get("logprobs")?;
+    let missing = [
+        f.get("absent").err(),
+        f.keys("absent").err(),
+        f.float("absent").err(),
+        f.usize("absent").err(),
+        f.floats("absent").err(),
+        f.ints("absent").err(),
+        f.bools("absent").err(),
+        f.parse::<PreferenceLossConfig>("absent").err(),
+    ];
+    for error in missing {
+        assert_names(error, "`logprobs.absent` is missing");
+    }
+    let mistyped = [
+        (f.keys("b").err(), "`logprobs.b` is not an object"),
+        (f.float("mask").err(), "`logprobs.mask` is not a number"),
+        (f.usize("sum").err(), "`logprobs.sum` is not a size"),
+        (f.floats("b").err(), "`logprobs.b` is not an array"),
+        (f.floats("mask").err(), "`logprobs.mask`[0] is not a number"),
+        (f.ints("sum").err(), "`logprobs.sum`[0] is not an integer"),
+        (
+            f.bools("labels").err(),
+            "`logprobs.labels`[0] is not a boolean",
+        ),
+        (
+            f.parse::<PreferenceLossConfig>("b").err(),
+            "`logprobs.b` does not parse",
+        ),
+        (Fixture::parse_file("{").err(), "not JSON"),
+    ];
+    for (error, want) in mistyped {
+        assert_names(error, want);
+    }
+    Ok(())
+}
+
+/// `error` is there, and its message starts with the fixture file and contains `want`.
+fn assert_names(error: Option<anyhow::Error>, want: &str) {
+    let message = format!(
+        "{:#}",
+        error.unwrap_or_else(|| panic!("no error for {want}"))
+    );
+    assert!(
+        message.starts_with(FIXTURE_FILE) && message.contains(want),
+        "{message}"
+    );
 }

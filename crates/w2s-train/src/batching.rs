@@ -11,15 +11,15 @@
 //! `b` rows, `s` longest row.
 
 use burn::prelude::*;
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use w2s_curation::record::{PreferencePair, SftExample};
 use w2s_llama::{PaddingMask, Tokenizer};
 
 use crate::config::{Overlong, TrainConfig};
-use crate::digest::Digest;
 use crate::error::{Result, TrainError};
+use w2s_data::Digest;
 
 /// A prompt-completion example as token ids (the loss covers the completion only).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,10 @@ impl Plan {
             epochs += 1;
             let mut order: Vec<usize> = (0..lengths.len()).collect();
             if config.shuffle {
-                order.shuffle(&mut StdRng::seed_from_u64(epoch_seed(config.seed, epoch)));
+                order.shuffle(&mut ChaCha12Rng::seed_from_u64(epoch_seed(
+                    config.seed,
+                    epoch,
+                )));
             }
             if config.group_by_length {
                 micro_batches.extend(pack_grouped(lengths, &order, config, epoch));
@@ -189,10 +192,12 @@ impl Plan {
         &self.micro_batches[start..end]
     }
 
-    /// A stable digest of the plan (FNV-1a), stored in checkpoints so that a resume with other
-    /// data or batching is refused.
-    pub fn fingerprint(&self) -> u64 {
+    /// A stable digest (FNV-1a) of the plan and of the records it orders, whose token ids
+    /// `records` digests ([`token_digest`]); stored in checkpoints so that a resume onto other
+    /// data (even of the same lengths) or another batching is refused.
+    pub fn fingerprint(&self, records: u64) -> u64 {
         let mut digest = Digest::new();
+        digest.bytes(&records.to_le_bytes());
         for batch in &self.micro_batches {
             digest.bytes(&u64::MAX.to_le_bytes());
             for &i in batch {
@@ -201,6 +206,18 @@ impl Plan {
         }
         digest.finish()
     }
+}
+
+/// FNV-1a over every token id of `sequences`, each sequence closed by `u32::MAX` (never a token
+/// id), so that moving a token from one sequence to the next changes the digest.
+pub(crate) fn token_digest<'a>(sequences: impl IntoIterator<Item = &'a [u32]>) -> u64 {
+    let mut digest = Digest::new();
+    for sequence in sequences {
+        for &id in sequence.iter().chain(std::iter::once(&u32::MAX)) {
+            digest.bytes(&id.to_le_bytes());
+        }
+    }
+    digest.finish()
 }
 
 /// Epoch `epoch`'s shuffle seed: the run seed and the epoch mixed (SplitMix64), so neighbouring
@@ -245,7 +262,7 @@ fn pack_grouped(
     config: &TrainConfig,
     epoch: usize,
 ) -> Vec<Vec<usize>> {
-    let mut rng = StdRng::seed_from_u64(!epoch_seed(config.seed, epoch));
+    let mut rng = ChaCha12Rng::seed_from_u64(!epoch_seed(config.seed, epoch));
     let mut batches = Vec::new();
     for window in order.chunks(LENGTH_GROUP) {
         let mut window = window.to_vec();
@@ -271,11 +288,6 @@ impl Rows {
         row.extend_from_slice(completion);
         self.rows.push(row);
         self.prompt_lens.push(prompt.len());
-    }
-
-    /// Real (non-pad) tokens of all rows.
-    pub fn tokens(&self) -> usize {
-        self.rows.iter().map(Vec::len).sum()
     }
 
     /// The tensors of the rows.
@@ -397,7 +409,29 @@ mod tests {
         );
         assert_eq!(plan, Plan::new(&lengths, &config));
         let other = Plan::new(&lengths, &TrainConfig { seed: 7, ..config });
-        assert_ne!(plan.fingerprint(), other.fingerprint());
+        assert_ne!(plan.fingerprint(0), other.fingerprint(0));
+        assert_ne!(
+            plan.fingerprint(0),
+            plan.fingerprint(1),
+            "the records count"
+        );
+    }
+
+    #[test]
+    fn the_token_digest_sees_every_id_and_every_boundary() {
+        let digest = |rows: &[&[u32]]| token_digest(rows.iter().copied());
+        let base = digest(&[&[1, 2, 3], &[4, 5]]);
+        assert_eq!(base, digest(&[&[1, 2, 3], &[4, 5]]));
+        assert_ne!(
+            base,
+            digest(&[&[1, 2, 3], &[4, 6]]),
+            "same lengths, one id changed"
+        );
+        assert_ne!(
+            base,
+            digest(&[&[1, 2], &[3, 4, 5]]),
+            "same ids, another boundary"
+        );
     }
 
     #[test]

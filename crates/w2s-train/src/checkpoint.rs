@@ -11,8 +11,11 @@
 //!
 //! Everything is written into `ckpt-N.tmp/` first and the directory is renamed to `ckpt-N` at the
 //! end, so a crash at any point leaves either no `ckpt-N` or a complete one; a half-written
-//! `.tmp` directory is never taken for a checkpoint and is removed by the next save.
+//! `.tmp` directory is never taken for a checkpoint and is removed by the next save. A checkpoint
+//! damaged afterwards (a truncated or overwritten file) costs only its own steps: a resume takes
+//! the newest checkpoint that loads ([`load_newest_checkpoint`]).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::ParamId;
@@ -20,7 +23,8 @@ use burn::optim::Optimizer;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
-use w2s_llama::{load_weights, save_weights, write_atomic, Llama, LlamaConfig, SaveOptions};
+use w2s_data::write_atomic;
+use w2s_llama::{load_weights, save_weights, Llama, LlamaConfig, SaveOptions};
 
 use crate::error::{Result, TrainError};
 use crate::optimizer::{assign_param_ids, param_ids, LlamaAdamW};
@@ -39,7 +43,8 @@ pub struct TrainerState {
     pub step: usize,
     /// Optimizer steps of the whole run.
     pub total_steps: usize,
-    /// Digest of the run's data plan (order and batching of every epoch, from the seed).
+    /// Digest of the run's data plan (order and batching of every epoch, from the seed) and of
+    /// every token id of the records it orders.
     pub plan_fingerprint: u64,
     /// Learning rate of the last step taken.
     pub learning_rate: f64,
@@ -63,6 +68,18 @@ pub struct Checkpoint<B: AutodiffBackend> {
     pub optimizer: LlamaAdamW<B>,
 }
 
+/// Names the checkpoint by its directory, step and config; the weights and the optimizer state
+/// (which has no `Debug`) are left out.
+impl<B: AutodiffBackend> std::fmt::Debug for Checkpoint<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("dir", &self.dir)
+            .field("state", &self.state)
+            .field("run_config", &self.run_config)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The directory of the checkpoint after `step` steps.
 pub fn checkpoint_dir(output_dir: &Path, step: usize) -> PathBuf {
     output_dir.join(format!("ckpt-{step}"))
@@ -70,11 +87,17 @@ pub fn checkpoint_dir(output_dir: &Path, step: usize) -> PathBuf {
 
 /// The most advanced complete checkpoint in `output_dir`, if any (`.tmp` directories are ignored).
 pub fn latest_checkpoint(output_dir: &Path) -> Result<Option<(usize, PathBuf)>> {
+    Ok(checkpoints(output_dir)?.into_iter().next())
+}
+
+/// Every complete checkpoint in `output_dir` as `(step, directory)`, the most advanced first
+/// (`.tmp` directories are ignored).
+pub fn checkpoints(output_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     if !output_dir.is_dir() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let entries = std::fs::read_dir(output_dir).map_err(|e| TrainError::io(output_dir, e))?;
-    let mut best = None;
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| TrainError::io(output_dir, e))?;
         let name = entry.file_name();
@@ -86,11 +109,47 @@ pub fn latest_checkpoint(output_dir: &Path) -> Result<Option<(usize, PathBuf)>> 
             continue;
         };
         let dir = entry.path();
-        if dir.join(STATE_FILE).is_file() && best.as_ref().is_none_or(|(s, _)| step > *s) {
-            best = Some((step, dir));
+        if dir.join(STATE_FILE).is_file() {
+            found.push((step, dir));
         }
     }
-    Ok(best)
+    found.sort_by_key(|(step, _)| std::cmp::Reverse(*step));
+    Ok(found)
+}
+
+/// The newest checkpoint in `output_dir` that loads, for a resume; `new_optimizer` builds the
+/// fresh optimizer each attempt fills.
+///
+/// A checkpoint that fails to load (a truncated weight file, a garbled state file) is reported
+/// on stderr with its error and the next older one is tried, so a damaged checkpoint costs its
+/// own steps and no more. `None` when there is no checkpoint, or none loads (also reported: the
+/// run then starts from the beginning).
+///
+/// # Errors
+/// Only listing `output_dir` fails this; load errors are reported and skipped.
+pub fn load_newest_checkpoint<B: AutodiffBackend>(
+    output_dir: &Path,
+    new_optimizer: impl Fn() -> LlamaAdamW<B>,
+    device: &B::Device,
+) -> Result<Option<Checkpoint<B>>> {
+    let found = checkpoints(output_dir)?;
+    for (_, dir) in &found {
+        match load_checkpoint(dir, new_optimizer(), device) {
+            Ok(checkpoint) => return Ok(Some(checkpoint)),
+            Err(e) => eprintln!(
+                "warning: {}: checkpoint does not load ({e}); trying the one before it",
+                dir.display()
+            ),
+        }
+    }
+    if !found.is_empty() {
+        eprintln!(
+            "warning: {}: none of its {} checkpoints loads; training starts from the beginning",
+            output_dir.display(),
+            found.len()
+        );
+    }
+    Ok(None)
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
@@ -98,7 +157,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(write_atomic(path, text.as_bytes())?)
+    Ok(write_atomic(path, |file| file.write_all(text.as_bytes()))?)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -144,12 +203,13 @@ pub(crate) fn save_checkpoint<B: AutodiffBackend>(
             path: optimizer_path.clone(),
             reason: e.to_string(),
         })?;
-    write_atomic(&optimizer_path, &bytes)?;
+    write_atomic(&optimizer_path, |file| file.write_all(&bytes))?;
     write_json(&tmp.join(STATE_FILE), state)?;
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     }
     std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
+    w2s_data::sync_directory(&dir)?;
     Ok(dir)
 }
 

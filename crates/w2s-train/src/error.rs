@@ -85,9 +85,15 @@ pub enum TrainError {
     /// A loss rejected its inputs.
     #[error(transparent)]
     Loss(#[from] w2s_losses::Error),
-    /// Grading or JSONL I/O failed.
+    /// Loading a benchmark, grading or a report failed.
     #[error(transparent)]
     Eval(#[from] w2s_eval::EvalError),
+    /// Reading or writing a file failed; the error names the file and, for JSONL, the line.
+    #[error(transparent)]
+    Data(#[from] w2s_data::DataError),
+    /// The built-in arithmetic task refused a setting, or its files could not be written.
+    #[error(transparent)]
+    Arith(#[from] w2s_arith::ArithError),
     /// Curation (Stage I selection, Stage II mining, quality) failed.
     #[error(transparent)]
     Curation(#[from] w2s_curation::CurationError),

@@ -1,6 +1,6 @@
 //! An evaluation run: greedy answers to every question of a split, graded by w2s-eval.
 //!
-//! Each question is asked with the zero-shot prompt of METHOD.md (`Question: {q}\nAnswer:`),
+//! Each question is asked with the zero-shot prompt of docs/method.md (`Question: {q}\nAnswer:`),
 //! answered greedily, and the responses are written to `OUT/responses.jsonl`
 //! (`{"id", "prompt", "response", "gold", "level"?, "subject"?}`). They are then graded by
 //! [`w2s_eval::grade_file`], the same code as the `grade` example, into `OUT/graded.jsonl` and the
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use serde_json::{Map, Value};
-use w2s_eval::jsonl::write_jsonl;
+use w2s_data::jsonl::write_jsonl;
 use w2s_eval::prompt::zero_shot;
 use w2s_eval::report::Report;
 use w2s_eval::{grade_file, GradeFields, Problem, TaskKind};

@@ -20,7 +20,6 @@
 pub mod batching;
 pub mod checkpoint;
 pub mod config;
-mod digest;
 pub mod error;
 pub mod evaluate;
 mod metrics_log;
@@ -45,3 +44,9 @@ pub use preference::{
 pub use sampling::{sample_dataset, PromptRecord, SamplingSummary};
 pub use sft::train_sft;
 pub use trainer::{TrainOptions, TrainOutcome};
+
+/// The README's example, compiled (and, unless marked `no_run`, run) as a doctest so it stays
+/// true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

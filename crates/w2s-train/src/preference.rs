@@ -20,20 +20,20 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use w2s_llama::{write_atomic, Llama, LlamaConfig};
+use w2s_data::write_atomic;
+use w2s_llama::{Llama, LlamaConfig};
 use w2s_losses::{
-    preference_loss, ChunkedLogprobsBackend, NllScope, PreferenceInputs, PreferenceLossConfig,
-    ReferenceLogprobs, SequenceLogprobs,
+    preference_loss, ChunkedLogprobsBackend, PreferenceInputs, PreferenceLossConfig,
+    PreferenceLossOutput, ReferenceLogprobs, SequenceLogprobs,
 };
 
-use crate::batching::{check_sequence, pack, Rows, TokenizedPair};
+use crate::batching::{check_sequence, pack, token_digest, PaddedBatch, Rows, TokenizedPair};
 use crate::config::TrainConfig;
-use crate::digest::Digest;
 use crate::error::{Result, TrainError};
 use crate::scoring::{
     frozen_logprobs, hidden, model_device, policy_logprobs, select_rows, to_host, Scope,
 };
-use crate::trainer::{run, MicroStep, Objective, TrainOptions, TrainOutcome};
+use crate::trainer::{run, scalar, MicroStep, Objective, TrainOptions, TrainOutcome};
 
 /// Summed reference completion log-probs `[chosen, rejected]` per pair; `None` for a pair that
 /// was not scored (longer than the context and left out).
@@ -161,6 +161,16 @@ fn pair_length(p: &TokenizedPair) -> usize {
     2 * (p.prompt.len() + p.chosen.len().max(p.rejected.len()))
 }
 
+/// Real tokens of a pair's two rows (the prompt twice, both responses).
+fn pair_tokens(p: &TokenizedPair) -> usize {
+    2 * p.prompt.len() + p.chosen.len() + p.rejected.len()
+}
+
+/// A pair's token sequences, in the order the digests read them.
+fn pair_sequences(p: &TokenizedPair) -> [&[u32]; 3] {
+    [&p.prompt, &p.chosen, &p.rejected]
+}
+
 /// The `2n` rows of a micro-batch: chosen rows, then rejected rows.
 fn pair_rows<'a>(pairs: impl Iterator<Item = &'a TokenizedPair> + Clone) -> Rows {
     let mut rows = Rows::default();
@@ -223,15 +233,7 @@ struct ReferenceCache {
 
 /// FNV-1a over the token ids of every pair, so a cache is never applied to other pairs.
 fn pairs_digest(pairs: &[TokenizedPair]) -> u64 {
-    let mut digest = Digest::new();
-    for p in pairs {
-        for part in [&p.prompt, &p.chosen, &p.rejected] {
-            for &id in part.iter().chain(std::iter::once(&u32::MAX)) {
-                digest.bytes(&id.to_le_bytes());
-            }
-        }
-    }
-    digest.finish()
+    token_digest(pairs.iter().flat_map(pair_sequences))
 }
 
 /// Writes precomputed reference log-probs of `pairs` to `path` (JSON, atomically; f32 values
@@ -249,7 +251,9 @@ pub fn save_reference_cache(
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(write_atomic(path, text.as_bytes())?)
+    Ok(write_atomic(path, |file| {
+        std::io::Write::write_all(file, text.as_bytes())
+    })?)
 }
 
 /// Reads a cache written by [`save_reference_cache`] for the same `pairs`.
@@ -282,23 +286,43 @@ struct Preference<R: Backend> {
     batch_tokens: usize,
 }
 
+/// Which pairs a batch indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    /// The training pairs.
+    Train,
+    /// The evaluation pairs.
+    Eval,
+}
+
+/// Log-probs of a padded batch under a model, from its hidden states: [`policy_logprobs`]
+/// (with gradients) or [`frozen_logprobs`] (without).
+type LogprobsFn<M> =
+    fn(&Llama<M>, Tensor<M, 3>, &PaddedBatch<M>, Scope, usize) -> Result<SequenceLogprobs<M>>;
+
 impl<R: Backend> Preference<R> {
-    /// Reference sums for `batch` of `set` (`eval` picks the evaluation values), or `None`
-    /// when the loss has no reference.
-    fn reference_values(
-        &self,
-        set: &[(usize, TokenizedPair)],
-        batch: &[usize],
-        eval: bool,
-    ) -> Result<Option<Vec<[f32; 2]>>> {
+    /// The kept pairs of `split`, with their index in the input.
+    fn pairs(&self, split: Split) -> &[(usize, TokenizedPair)] {
+        match split {
+            Split::Train => &self.train,
+            Split::Eval => &self.eval,
+        }
+    }
+
+    /// Reference sums for `batch` of `split`, or `None` when the loss has no reference.
+    fn reference_values(&self, split: Split, batch: &[usize]) -> Result<Option<Vec<[f32; 2]>>> {
+        let set = self.pairs(split);
         match &self.reference {
             Reference::None => Ok(None),
             Reference::Model(model) => {
                 let rows = pair_rows(batch.iter().map(|&i| &set[i].1));
                 score_pairs(model, &rows, batch.len(), self.chunk).map(Some)
             }
-            Reference::Precomputed { train, eval: ev } => {
-                let table = if eval { ev } else { train };
+            Reference::Precomputed { train, eval } => {
+                let table = match split {
+                    Split::Train => train,
+                    Split::Eval => eval,
+                };
                 batch
                     .iter()
                     .map(|&i| {
@@ -314,15 +338,50 @@ impl<R: Backend> Preference<R> {
         }
     }
 
-    fn needs_sequence_nll(&self) -> bool {
-        matches!(
-            self.loss,
-            PreferenceLossConfig::Orpo {
-                nll_scope: NllScope::PromptAndCompletion,
-                ..
-            }
-        )
+    /// The loss of the pairs `batch` of `split` under `model`, one forward pass over their `2n`
+    /// rows, with the log-probs `logprobs` takes from it.
+    fn batch_loss<M: Backend>(
+        &self,
+        model: &Llama<M>,
+        split: Split,
+        batch: &[usize],
+        logprobs: LogprobsFn<M>,
+    ) -> Result<PreferenceLossOutput<M>> {
+        let n = batch.len();
+        let device = model_device(model);
+        let padded = pair_rows(batch.iter().map(|&i| &self.pairs(split)[i].1)).to_batch(&device);
+        let states = hidden(model, &padded)?;
+        let nll = if self.loss.nll_covers_prompt() {
+            let chosen_states = states.clone().slice_dim(0, 0..n);
+            let chosen = padded.head(n);
+            Some(logprobs(
+                model,
+                chosen_states,
+                &chosen,
+                Scope::Sequence,
+                self.chunk,
+            )?)
+        } else {
+            None
+        };
+        let completions = logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
+        let reference = self.reference_values(split, batch)?;
+        let inputs = inputs(&completions, n, reference, nll, &device);
+        Ok(preference_loss(&self.loss, inputs)?)
     }
+}
+
+/// The metrics of a batch weighted by its `share` of the pairs they are averaged over.
+fn shared_metrics<B: Backend>(
+    out: &PreferenceLossOutput<B>,
+    share: f64,
+) -> Result<Vec<(String, f64)>> {
+    Ok(out
+        .metrics()?
+        .to_map()
+        .into_iter()
+        .map(|(k, v)| (k, v * share))
+        .collect())
 }
 
 /// Builds the loss inputs from `2n` rows of log-probs.
@@ -365,6 +424,14 @@ where
         self.train.iter().map(|(_, p)| pair_length(p)).collect()
     }
 
+    fn tokens(&self, batch: &[usize]) -> usize {
+        batch.iter().map(|&i| pair_tokens(&self.train[i].1)).sum()
+    }
+
+    fn token_digest(&self) -> u64 {
+        token_digest(self.train.iter().flat_map(|(_, p)| pair_sequences(p)))
+    }
+
     fn units(&self, batch: &[usize]) -> f64 {
         batch.len() as f64
     }
@@ -375,38 +442,11 @@ where
         batch: &[usize],
         step_units: f64,
     ) -> Result<MicroStep<B>> {
-        let n = batch.len();
-        let device = model_device(model);
-        let rows = pair_rows(batch.iter().map(|&i| &self.train[i].1));
-        let padded = rows.to_batch::<B>(&device);
-        let states = hidden(model, &padded)?;
-        let nll = if self.needs_sequence_nll() {
-            let chosen = padded.head(n);
-            let chosen_states = states.clone().slice_dim(0, 0..n);
-            Some(policy_logprobs(
-                model,
-                chosen_states,
-                &chosen,
-                Scope::Sequence,
-                self.chunk,
-            )?)
-        } else {
-            None
-        };
-        let logprobs = policy_logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
-        let reference = self.reference_values(&self.train, batch, false)?;
-        let out = preference_loss(&self.loss, inputs(&logprobs, n, reference, nll, &device))?;
-        let share = n as f64 / step_units;
-        let metrics = out
-            .metrics()?
-            .to_map()
-            .into_iter()
-            .map(|(k, v)| (k, v * share))
-            .collect();
+        let out = self.batch_loss(model, Split::Train, batch, policy_logprobs::<B>)?;
+        let share = batch.len() as f64 / step_units;
         Ok(MicroStep {
+            metrics: shared_metrics(&out, share)?,
             loss: out.loss.mul_scalar(share),
-            metrics,
-            tokens: rows.tokens(),
         })
     }
 
@@ -416,34 +456,15 @@ where
         }
         let lengths: Vec<usize> = self.eval.iter().map(|(_, p)| pair_length(p)).collect();
         let order: Vec<usize> = (0..lengths.len()).collect();
-        let device = model_device(model);
         let total = self.eval.len() as f64;
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for batch in pack(&lengths, &order, self.batch_tokens) {
-            let n = batch.len();
-            let padded = pair_rows(batch.iter().map(|&i| &self.eval[i].1)).to_batch(&device);
-            let states = hidden(model, &padded)?;
-            let nll = if self.needs_sequence_nll() {
-                let chosen_states = states.clone().slice_dim(0, 0..n);
-                let chosen = padded.head(n);
-                Some(frozen_logprobs(
-                    model,
-                    chosen_states,
-                    &chosen,
-                    Scope::Sequence,
-                    self.chunk,
-                )?)
-            } else {
-                None
-            };
-            let logprobs = frozen_logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
-            let reference = self.reference_values(&self.eval, &batch, true)?;
-            let out = preference_loss(&self.loss, inputs(&logprobs, n, reference, nll, &device))?;
-            let share = n as f64 / total;
-            *sums.entry("loss".into()).or_default() +=
-                crate::trainer::scalar(out.loss.clone())? * share;
-            for (k, v) in out.metrics()?.to_map() {
-                *sums.entry(k).or_default() += v * share;
+            let frozen = frozen_logprobs::<B::InnerBackend>;
+            let out = self.batch_loss(model, Split::Eval, &batch, frozen)?;
+            let share = batch.len() as f64 / total;
+            *sums.entry("loss".into()).or_default() += scalar(out.loss.clone())? * share;
+            for (k, v) in shared_metrics(&out, share)? {
+                *sums.entry(k).or_default() += v;
             }
         }
         Ok(Some(sums))

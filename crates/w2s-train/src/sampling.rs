@@ -17,7 +17,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use w2s_curation::record::Sample;
-use w2s_eval::jsonl::write_jsonl;
+use w2s_data::jsonl::write_jsonl;
 use w2s_llama::{generate, GenerationConfig, Llama, Tokenizer};
 
 use crate::error::{Result, TrainError};

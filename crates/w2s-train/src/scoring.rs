@@ -10,7 +10,7 @@ use burn::prelude::*;
 use w2s_llama::Llama;
 use w2s_losses::{
     sequence_logprobs_from_hidden, sequence_logprobs_from_hidden_no_grad, sft_loss_from_hidden,
-    shift_for_next_token, ChunkedLogprobsBackend, SequenceLogprobs, SftReduction,
+    shift_for_next_token, ChunkedLogprobsBackend, SequenceLogprobs, SftLossOutput, SftReduction,
 };
 
 use crate::batching::PaddedBatch;
@@ -51,14 +51,15 @@ pub(crate) fn policy_logprobs<B: ChunkedLogprobsBackend>(
     )?)
 }
 
-/// The completion-only SFT loss that carries gradients into `model`, from `hidden` as above.
+/// The completion-only SFT loss that carries gradients into `model`, from `hidden` as above,
+/// with the completion tokens its logits predict right.
 pub(crate) fn policy_sft_loss<B: ChunkedLogprobsBackend>(
     model: &Llama<B>,
     hidden: Tensor<B, 3>,
     batch: &PaddedBatch<B>,
     reduction: SftReduction,
     chunk: usize,
-) -> Result<Tensor<B, 1>> {
+) -> Result<SftLossOutput<B>> {
     let shifted = shift_for_next_token(hidden, batch.ids.clone(), mask(batch, Scope::Completion))?;
     Ok(sft_loss_from_hidden(
         shifted.inputs,

@@ -3,8 +3,10 @@
 //! Each record becomes one row `prompt ++ completion`; the loss is the token-mean negative
 //! log-likelihood of the completion tokens of the whole optimizer step (TRL's `SFTTrainer` with
 //! `completion_only_loss`, normalised by the step's completion-token count as TRL's
-//! `num_items_in_batch` does, so gradient accumulation changes nothing). The evaluation set, when
-//! given, reports `eval/loss` (the same token-mean NLL) and `eval/tokens`.
+//! `num_items_in_batch` does, so gradient accumulation changes nothing). Each step also logs
+//! TRL's `mean_token_accuracy`: the share of the step's completion tokens whose largest logit is
+//! at their label, counted from the logits the chunked loss makes anyway. The evaluation set, when
+//! given, reports `eval/loss` (the same token-mean NLL) and `eval/tokens` (its completion tokens).
 
 use std::collections::BTreeMap;
 
@@ -13,11 +15,11 @@ use serde_json::Value;
 use w2s_llama::{Llama, LlamaConfig};
 use w2s_losses::{ChunkedLogprobsBackend, SftReduction};
 
-use crate::batching::{check_sequence, pack, Rows, TokenizedSft};
+use crate::batching::{check_sequence, pack, token_digest, Rows, TokenizedSft};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::scoring::{frozen_logprobs, hidden, model_device, policy_sft_loss, to_host, Scope};
-use crate::trainer::{run, MicroStep, Objective, TrainOptions, TrainOutcome};
+use crate::trainer::{run, scalar, MicroStep, Objective, TrainOptions, TrainOutcome};
 
 /// Fine-tunes `model` on `train`, evaluating on `eval` (may be empty).
 ///
@@ -82,6 +84,11 @@ struct Sft {
     chunk: usize,
 }
 
+/// Tokens of a record's row, `prompt ++ completion` (its padded cost and its real tokens).
+fn row_length(record: &TokenizedSft) -> usize {
+    record.prompt.len() + record.completion.len()
+}
+
 fn rows(records: &[TokenizedSft], batch: &[usize]) -> Rows {
     let mut rows = Rows::default();
     for &i in batch {
@@ -96,10 +103,19 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
     }
 
     fn lengths(&self) -> Vec<usize> {
-        self.records
-            .iter()
-            .map(|r| r.prompt.len() + r.completion.len())
-            .collect()
+        self.records.iter().map(row_length).collect()
+    }
+
+    fn tokens(&self, batch: &[usize]) -> usize {
+        batch.iter().map(|&i| row_length(&self.records[i])).sum()
+    }
+
+    fn token_digest(&self) -> u64 {
+        token_digest(
+            self.records
+                .iter()
+                .flat_map(|r| [&r.prompt[..], &r.completion[..]]),
+        )
     }
 
     fn units(&self, batch: &[usize]) -> f64 {
@@ -115,18 +131,18 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
         batch: &[usize],
         step_units: f64,
     ) -> Result<MicroStep<B>> {
-        let rows = rows(&self.records, batch);
-        let padded = rows.to_batch::<B>(&model_device(model));
+        let padded = rows(&self.records, batch).to_batch::<B>(&model_device(model));
         let states = hidden(model, &padded)?;
         // This micro-batch's token sum over the whole step's completion tokens.
         let reduction = SftReduction::TokenSum {
             num_tokens: step_units,
         };
-        let loss = policy_sft_loss(model, states, &padded, reduction, self.chunk)?;
+        let out = policy_sft_loss(model, states, &padded, reduction, self.chunk)?;
+        // This micro-batch's correct tokens over the whole step's completion tokens.
+        let accuracy = scalar(out.correct_tokens.float())? / step_units;
         Ok(MicroStep {
-            loss,
-            metrics: Vec::new(),
-            tokens: rows.tokens(),
+            loss: out.loss,
+            metrics: vec![("mean_token_accuracy".into(), accuracy)],
         })
     }
 
@@ -134,11 +150,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
         if self.eval.is_empty() {
             return Ok(None);
         }
-        let lengths: Vec<usize> = self
-            .eval
-            .iter()
-            .map(|r| r.prompt.len() + r.completion.len())
-            .collect();
+        let lengths: Vec<usize> = self.eval.iter().map(row_length).collect();
         let order: Vec<usize> = (0..lengths.len()).collect();
         let device = model_device(model);
         let (mut nll, mut tokens) = (0.0, 0.0);

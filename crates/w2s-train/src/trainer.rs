@@ -8,9 +8,13 @@
 //! Each micro-batch's loss is its share of the whole step's loss (token sums over the step's token
 //! count for SFT, per-pair losses over the step's pair count for preferences), so accumulating `k`
 //! micro-batches gives the gradient of one batch `k` times the size.
+//!
+//! A resume continues from the newest checkpoint that loads and belongs to this run: same config,
+//! same batch plan, same token ids ([`Plan::fingerprint`]). Every checkpoint (the last step always
+//! makes one) also redraws `metrics.svg` from `metrics.jsonl`, so even a killed run has its chart.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -22,20 +26,21 @@ use w2s_llama::{Llama, LlamaConfig, Tokenizer};
 
 use crate::batching::Plan;
 use crate::checkpoint::{
-    latest_checkpoint, load_checkpoint, save_checkpoint, save_model, state_param_ids, TrainerState,
+    load_newest_checkpoint, save_checkpoint, save_model, state_param_ids, Checkpoint, TrainerState,
 };
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
-use crate::metrics_log::{progress_bar, MetricsLog};
+use crate::metrics_log::{progress_bar, MetricsLog, CHART_FILE, METRICS_FILE};
 use crate::optimizer::{adamw, clip_global_norm};
 use crate::schedule::learning_rate;
 
 /// Where a run writes and how it behaves; none of this changes what it computes.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// Checkpoints (`ckpt-N/`), `metrics.jsonl` and the final model (`final/`) go here.
+    /// Checkpoints (`ckpt-N/`), `metrics.jsonl`, its chart `metrics.svg` and the final model
+    /// (`final/`) go here.
     pub output_dir: PathBuf,
-    /// Continue from the latest checkpoint in `output_dir` when there is one.
+    /// Continue from the newest checkpoint in `output_dir` that loads, when there is one.
     pub resume: bool,
     /// No progress bar.
     pub quiet: bool,
@@ -86,8 +91,6 @@ pub(crate) struct MicroStep<B: Backend> {
     pub loss: Tensor<B, 1>,
     /// Metrics already weighted by the micro-batch's share (they sum to the step's mean).
     pub metrics: Vec<(String, f64)>,
-    /// Real tokens processed.
-    pub tokens: usize,
 }
 
 /// What an objective (SFT, preference) supplies to the loop.
@@ -96,6 +99,11 @@ pub(crate) trait Objective<B: AutodiffBackend> {
     fn config_json(&self) -> Value;
     /// Padded-size cost of each record, for batching.
     fn lengths(&self) -> Vec<usize>;
+    /// Real (non-pad) tokens of a micro-batch's rows, for `num_tokens`.
+    fn tokens(&self, batch: &[usize]) -> usize;
+    /// Digest of every token id of the training records ([`crate::batching::token_digest`]),
+    /// so that a resume onto other data is refused.
+    fn token_digest(&self) -> u64;
     /// Normaliser units (completion tokens, pairs) of a micro-batch.
     fn units(&self, batch: &[usize]) -> f64;
     /// The loss of a micro-batch as its share of a step of `step_units` units.
@@ -130,6 +138,7 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
     let out = &options.output_dir;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let plan = Plan::new(&objective.lengths(), config);
+    let fingerprint = plan.fingerprint(objective.token_digest());
     let run_config = serde_json::json!({
         "train": config,
         "objective": objective.config_json(),
@@ -141,21 +150,7 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
     let mut start = 0;
     let mut resumed_from = None;
     if options.resume {
-        if let Some((_, dir)) = latest_checkpoint(out)? {
-            let ckpt = load_checkpoint(&dir, optimizer, &device)?;
-            let mismatch = |reason: String| TrainError::Resume {
-                path: dir.clone(),
-                reason,
-            };
-            if ckpt.run_config != run_config {
-                return Err(mismatch(format!(
-                    "it was trained with another config: {} (now {run_config})",
-                    ckpt.run_config
-                )));
-            }
-            if ckpt.state.plan_fingerprint != plan.fingerprint() {
-                return Err(mismatch("it was trained on other data or batching".into()));
-            }
+        if let Some(ckpt) = resume_point(out, config, &run_config, fingerprint, &device)? {
             model = ckpt.model;
             optimizer = ckpt.optimizer;
             start = ckpt.state.step;
@@ -163,8 +158,12 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
         }
     }
 
-    let mut log = MetricsLog::open(&out.join("metrics.jsonl"), start)?;
+    let mut log = MetricsLog::open(&out.join(METRICS_FILE), start)?;
     let bar = progress_bar(plan.steps, start, "steps", options.quiet);
+    let mut num_tokens: usize = (0..start)
+        .flat_map(|step| plan.step(step))
+        .map(|batch| objective.tokens(batch))
+        .sum();
     let mut last_step = BTreeMap::new();
     let mut last_eval = BTreeMap::new();
     for step in start..plan.steps {
@@ -172,15 +171,14 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
         let lr = learning_rate(config, step, plan.steps);
         let batches = plan.step(step);
         let total: f64 = batches.iter().map(|b| objective.units(b)).sum();
+        let tokens: usize = batches.iter().map(|b| objective.tokens(b)).sum();
         let clock = Instant::now();
         let mut accumulator = GradientsAccumulator::<Llama<B>>::new();
         let mut loss = 0.0;
-        let mut tokens = 0;
         let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
         for batch in batches {
             let micro = objective.micro_step(&model, batch, total)?;
             loss += scalar(micro.loss.clone())?;
-            tokens += micro.tokens;
             for (name, value) in micro.metrics {
                 *metrics.entry(name).or_default() += value;
             }
@@ -205,11 +203,12 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
         }
         model = optimizer.step(lr, model, grads);
         let seconds = clock.elapsed().as_secs_f64();
+        num_tokens += tokens;
 
         metrics.insert("loss".into(), loss);
-        metrics.insert("lr".into(), lr);
+        metrics.insert("learning_rate".into(), lr);
         metrics.insert("grad_norm".into(), grad_norm);
-        metrics.insert("tokens".into(), tokens as f64);
+        metrics.insert("num_tokens".into(), num_tokens as f64);
         metrics.insert("tokens_per_s".into(), tokens as f64 / seconds.max(1e-9));
         metrics.insert(
             "epoch".into(),
@@ -230,11 +229,12 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
             let state = TrainerState {
                 step: done,
                 total_steps: plan.steps,
-                plan_fingerprint: plan.fingerprint(),
+                plan_fingerprint: fingerprint,
                 learning_rate: lr,
                 param_ids: state_param_ids(&model),
             };
             save_checkpoint(out, &model, llama_config, &optimizer, &state, &run_config)?;
+            log.write_chart(&out.join(CHART_FILE))?;
         }
         bar.inc(1);
         if options.halt_after == Some(done) && !last {
@@ -268,6 +268,36 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
         last_step,
         last_eval,
     })
+}
+
+/// The checkpoint in `out` to resume from: the newest that loads ([`load_newest_checkpoint`]),
+/// refused unless it was saved by a run of the same `run_config` and data-plan `fingerprint`.
+fn resume_point<B: AutodiffBackend>(
+    out: &Path,
+    config: &TrainConfig,
+    run_config: &Value,
+    fingerprint: u64,
+    device: &B::Device,
+) -> Result<Option<Checkpoint<B>>> {
+    let Some(ckpt) = load_newest_checkpoint(out, || adamw::<B>(config), device)? else {
+        return Ok(None);
+    };
+    let refuse = |reason: String| TrainError::Resume {
+        path: ckpt.dir.clone(),
+        reason,
+    };
+    if ckpt.run_config != *run_config {
+        return Err(refuse(format!(
+            "it was trained with another config: {} (now {run_config})",
+            ckpt.run_config
+        )));
+    }
+    if ckpt.state.plan_fingerprint != fingerprint {
+        return Err(refuse(
+            "it was trained on other data: the token ids of the training records differ".into(),
+        ));
+    }
+    Ok(Some(ckpt))
 }
 
 fn line(step: usize, prefix: &str, metrics: &BTreeMap<String, f64>) -> Map<String, Value> {

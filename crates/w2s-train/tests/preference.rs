@@ -51,7 +51,26 @@ fn dpo_raises_margins_and_accuracy_on_held_in_pairs() -> anyhow::Result<()> {
     assert!(eval["rewards/accuracies"] >= 0.99, "{eval:?}");
     assert!(eval["loss"] < std::f64::consts::LN_2 - 0.05, "{eval:?}");
     let lines = step_lines(dir.path());
-    assert!(lines[0].get("rewards/chosen").is_some() && lines[0].get("logps/rejected").is_some());
+    for key in [
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+        "learning_rate",
+        "num_tokens",
+    ] {
+        assert!(lines[0].get(key).is_some(), "metric {key} logged");
+    }
+    // Every pair is two rows of a 3-token prompt and a 2-token response: 10 tokens, 8 pairs,
+    // 6 epochs.
+    let seen: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l["num_tokens"].as_f64())
+        .collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen.last().copied(), Some(10.0 * 8.0 * 6.0));
     Ok(())
 }
 

@@ -1,11 +1,12 @@
-//! SFT: learning, gradient accumulation, exact resume, crash safety, divergence and bad input.
+//! SFT: learning, its metrics and chart, gradient accumulation, exact resume, crash safety,
+//! damaged checkpoints, resuming onto other data, divergence and bad input.
 
 mod common;
 
 use common::*;
 use w2s_train::{
     latest_checkpoint, load_checkpoint, optimizer::adamw, train_sft, Overlong, TokenizedSft,
-    TrainConfig, TrainError,
+    TrainConfig, TrainError, TrainOutcome,
 };
 
 #[test]
@@ -29,9 +30,36 @@ fn sft_drives_the_loss_down_and_the_accuracy_up() -> anyhow::Result<()> {
         before <= 0.25 && after >= 0.75,
         "accuracy {before} -> {after}"
     );
-    for key in ["lr", "grad_norm", "tokens_per_s", "epoch"] {
+    for key in [
+        "learning_rate",
+        "grad_norm",
+        "num_tokens",
+        "tokens_per_s",
+        "epoch",
+        "mean_token_accuracy",
+    ] {
         assert!(lines[0].get(key).is_some(), "metric {key} logged");
     }
+    // Tokens seen so far: 8 rows of 5 tokens per epoch, 30 epochs.
+    let seen: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l["num_tokens"].as_f64())
+        .collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen.last().copied(), Some(5.0 * 8.0 * 30.0));
+    // The token accuracy follows the greedy accuracy: its first token is the learned answer.
+    let accuracy = |l: &serde_json::Value| l["mean_token_accuracy"].as_f64().unwrap_or(f64::NAN);
+    let (first, last) = (accuracy(&lines[0]), out.last_step["mean_token_accuracy"]);
+    assert!(
+        (0.0..=0.5).contains(&first) && last >= 0.9,
+        "accuracy {first} -> {last}"
+    );
+    let chart = std::fs::read_to_string(dir.path().join("metrics.svg"))?;
+    assert_eq!(
+        chart.matches("<polyline").count(),
+        3,
+        "loss, learning rate, grad norm"
+    );
     let final_dir = out.final_dir.expect("final model");
     assert!(final_dir.join("model.safetensors").is_file());
     assert!(final_dir.join("train_config.json").is_file());
@@ -134,12 +162,107 @@ fn interrupted_and_resumed_equals_uninterrupted_bit_for_bit() -> anyhow::Result<
     assert!(weights(&resumed.model) == weights(&full.model));
     let read = |d: &std::path::Path| std::fs::read(d.join("final/model.safetensors"));
     assert_eq!(read(full_dir.path())?, read(cut_dir.path())?);
-    // The metrics read as one run: steps 1..=n, once each.
+    // The metrics read as one run: steps 1..=n, once each, counting tokens on from the resume.
     let steps: Vec<u64> = step_lines(cut_dir.path())
         .iter()
         .filter_map(|l| l["step"].as_u64())
         .collect();
     assert_eq!(steps, (1..=full.steps as u64).collect::<Vec<_>>());
+    let seen = |d: &std::path::Path| -> Vec<f64> {
+        step_lines(d)
+            .iter()
+            .filter_map(|l| l["num_tokens"].as_f64())
+            .collect()
+    };
+    assert_eq!(seen(cut_dir.path()), seen(full_dir.path()));
+    Ok(())
+}
+
+/// A run of [`resumable_config`] on `data` in `dir`, stopped after `halt_after` steps if given.
+fn resumable_run(
+    dir: &std::path::Path,
+    data: &[TokenizedSft],
+    halt_after: Option<usize>,
+) -> Result<TrainOutcome<B>, TrainError> {
+    let (model, config) = tiny_model(2);
+    let opts = w2s_train::TrainOptions {
+        halt_after,
+        ..options(dir)
+    };
+    train_sft(model, &config, data, &[], &resumable_config(), &opts)
+}
+
+/// Damage done to a checkpoint directory after it was written.
+type Damage = fn(&std::path::Path) -> std::io::Result<()>;
+
+fn truncate_weights(ckpt: &std::path::Path) -> std::io::Result<()> {
+    let weights = ckpt.join("model.safetensors");
+    let bytes = std::fs::read(&weights)?;
+    std::fs::write(&weights, &bytes[..bytes.len() / 2])
+}
+
+fn garble_state(ckpt: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(ckpt.join("trainer_state.json"), b"{\"step\": 4, ")
+}
+
+#[test]
+fn a_damaged_checkpoint_falls_back_to_the_one_before_it() -> anyhow::Result<()> {
+    let data = sft_data(8);
+    let full_dir = tempfile::tempdir()?;
+    let full = resumable_run(full_dir.path(), &data, None)?;
+    let damages: [Damage; 2] = [truncate_weights, garble_state];
+    for damage in damages {
+        let dir = tempfile::tempdir()?;
+        let halted = resumable_run(dir.path(), &data, Some(4))?;
+        assert_eq!(halted.steps, 4);
+        let (newest, ckpt) = latest_checkpoint(dir.path())?.expect("a checkpoint");
+        assert_eq!(newest, 4);
+        damage(&ckpt)?;
+        let resumed = resumable_run(dir.path(), &data, None)?;
+        assert_eq!(
+            resumed.resumed_from,
+            Some(2),
+            "the older checkpoint is taken"
+        );
+        assert!(weights(&resumed.model) == weights(&full.model));
+        // The damaged checkpoint was replaced by a good one on the way.
+        load_checkpoint(&ckpt, adamw::<B>(&resumable_config()), &Default::default())?;
+    }
+    // When no checkpoint loads, the run starts over (and still ends where a fresh one does).
+    let dir = tempfile::tempdir()?;
+    resumable_run(dir.path(), &data, Some(4))?;
+    for step in [2, 4] {
+        truncate_weights(&dir.path().join(format!("ckpt-{step}")))?;
+    }
+    let fresh = resumable_run(dir.path(), &data, None)?;
+    assert_eq!(fresh.resumed_from, None);
+    assert!(weights(&fresh.model) == weights(&full.model));
+    Ok(())
+}
+
+#[test]
+fn resuming_onto_other_tokens_of_the_same_lengths_is_refused() -> anyhow::Result<()> {
+    let data = sft_data(8);
+    let dir = tempfile::tempdir()?;
+    resumable_run(dir.path(), &data, Some(3))?;
+    // A killed run still has its chart, drawn at its last checkpoint.
+    assert!(dir.path().join("metrics.svg").is_file());
+    let mut other = data.clone();
+    other[5].completion[0] = (other[5].completion[0] + 1) % 64;
+    let result = resumable_run(dir.path(), &other, None);
+    let Err(TrainError::Resume { path, reason }) = result else {
+        panic!(
+            "expected a refused resume, got {:?}",
+            result.map(|o| o.steps)
+        );
+    };
+    assert!(path.ends_with("ckpt-2"), "{}", path.display());
+    assert!(reason.contains("token ids"), "{reason}");
+    // The same tokens resume.
+    assert_eq!(
+        resumable_run(dir.path(), &data, None)?.resumed_from,
+        Some(2)
+    );
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Equivalence of two normalized answers.
 //!
-//! METHOD.md: exact match of the normalized strings first, then numeric equality of values that
+//! docs/method.md: exact match of the normalized strings first, then numeric equality of values that
 //! parse (see [`value`](super::value)), with tuples and intervals compared element-wise. Unlike the
 //! reference (`check_sympy_equivalence`), nothing degrades silently: a comparison that cannot be
 //! decided is [`Equivalence::Undecided`], which counts as wrong and is counted in reports.

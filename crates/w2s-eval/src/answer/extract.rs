@@ -1,6 +1,6 @@
 //! Extraction of the raw final answer from a response or a gold solution.
 //!
-//! METHOD.md, "Answer extraction and grading":
+//! docs/method.md, "Answer extraction and grading":
 //! - GSM8K and the arithmetic task: the number after the last `####` (commas removed); else the
 //!   first number after the last `The answer is`; else the last number of the response.
 //! - MATH: the text after the last `The answer is:` (to the end of its line); else the content of

@@ -1,7 +1,7 @@
 //! Final answers: extraction from a response, Minerva-style normalization, and equivalence.
 //!
-//! The rules are METHOD.md's "Answer extraction and grading"; method-sources.md records how the
-//! W2SR reference code implements them and which of its bugs w2s does not copy.
+//! The rules are docs/method.md's "Answer extraction and grading", which also says where the W2SR
+//! reference code differs and why w2s does not follow it there.
 
 mod equivalence;
 mod extract;

@@ -1,7 +1,7 @@
 //! Minerva-style normalization of a final answer (Lewkowycz et al. 2022, appendix D; the W2SR
 //! reference `src/eval/math_normalization.py` adds the trailing `.0`, `%` and answer-letter rules).
 //!
-//! Steps, in order (METHOD.md, "Answer extraction and grading"):
+//! Steps, in order (docs/method.md, "Answer extraction and grading"):
 //! 1. Drop `\$`, `$`, spacing commands (`\!`, `\,`, `\;`, `\:`, `\ `), `\left`/`\right`,
 //!    `\displaystyle`, `\ldots`/`\dots`, degree marks (`^\circ`); read `\dfrac`/`\tfrac` as `\frac`
 //!    and `\mbox`/`\textrm`/`\mathrm` as `\text`; unwrap `\boxed{}`, `\fbox{}`, `\textbf{}`.

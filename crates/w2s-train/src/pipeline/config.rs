@@ -1,7 +1,7 @@
 //! [`PipelineConfig`]: everything a weak-to-strong run computes, as one TOML file.
 //!
 //! The embedded default ([`PipelineConfig::embedded`]) is the built-in arithmetic task with two
-//! small Llamas shipped pretrained inside w2s ([`BuiltinModel`]), fine-tuned on CPU;
+//! small Llamas shipped pretrained inside w2s ([`BaseModel`]), fine-tuned on CPU;
 //! [`PipelineConfig::embedded_from_scratch`] is the same run with the pretraining that made them.
 //! `configs/` holds both as TOML together with real-model recipes for GSM8K and MATH. Every
 //! stage takes its part of the config into its fingerprint, so editing one table reruns that
@@ -10,15 +10,15 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use w2s_arith::{DivisionRule, Family, Op, Surface};
 use w2s_curation::stage1::MatchMode;
 use w2s_curation::stage2::MiningConfig;
-use w2s_eval::arithmetic::{DivisionRule, Family, Op, Surface};
 use w2s_eval::TaskKind;
 use w2s_losses::PreferenceLossConfig;
 
-use super::builtin::BuiltinModel;
 use crate::config::{LrSchedule, Overlong, TrainConfig};
 use crate::error::{Result, TrainError};
+use w2s_arith::BaseModel;
 
 /// The whole pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +97,7 @@ pub enum ModelSpec {
     /// A model compiled into w2s (for the arithmetic task).
     Builtin {
         /// Which one.
-        name: BuiltinModel,
+        name: BaseModel,
     },
     /// A fresh Llama for the arithmetic task's tokenizer.
     Scratch {
@@ -205,10 +205,10 @@ impl PipelineConfig {
     pub fn embedded() -> Self {
         Self {
             weak: ModelSpec::Builtin {
-                name: BuiltinModel::ArithmeticWeak,
+                name: BaseModel::ArithmeticWeak,
             },
             strong: ModelSpec::Builtin {
-                name: BuiltinModel::ArithmeticStrong,
+                name: BaseModel::ArithmeticStrong,
             },
             pretrain: None,
             ..Self::embedded_from_scratch()

@@ -4,13 +4,13 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
+use w2s_arith::{generate, ArithmeticProblem, Family};
 use w2s_curation::record::SftExample;
-use w2s_eval::arithmetic::{self, generate, ArithmeticProblem, Family};
-use w2s_eval::jsonl::{read_jsonl, write_jsonl, BadLines};
+use w2s_data::jsonl::{read_jsonl, write_jsonl, BadLines};
 use w2s_eval::prompt::{sft_target, zero_shot};
 use w2s_eval::split::{SplitConfig, Splits};
 use w2s_eval::{load, Fields, Problem, TaskKind};
@@ -85,7 +85,7 @@ pub fn write_splits(config: &PipelineConfig, dir: &Path) -> Result<SplitSizes> {
     splits.write(dir)?;
     let mut pretrain_documents = 0;
     if config.task == TaskKind::Arithmetic {
-        arithmetic::tokenizer::write(&dir.join("tokenizer.json"))?;
+        w2s_arith::tokenizer::write(&dir.join("tokenizer.json"))?;
     }
     if let Some(pretrain) = &config.pretrain {
         let documents = pretraining_corpus(pretrain, pretrain.documents, config.seed)?;
@@ -148,7 +148,7 @@ pub(crate) fn distinct_problems(
 /// the few-shot layout (`Question: q\nAnswer: a\n\n...`), as prompt (the first question) and
 /// completion (everything after it), so the loss covers every solution and later question.
 fn pretraining_corpus(config: &PretrainConfig, size: usize, seed: u64) -> Result<Vec<SftExample>> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0fc0_a9a5);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_0fc0_a9a5);
     let total: f64 = config.mix.iter().map(|m| m.weight).sum();
     let mut documents = Vec::with_capacity(size);
     for (k, m) in config.mix.iter().enumerate() {
@@ -182,7 +182,7 @@ fn pretraining_corpus(config: &PretrainConfig, size: usize, seed: u64) -> Result
     Ok(documents)
 }
 
-fn target(p: &arithmetic::ArithmeticProblem) -> Result<String> {
+fn target(p: &ArithmeticProblem) -> Result<String> {
     Ok(sft_target(TaskKind::Arithmetic, &p.to_problem(""))?)
 }
 

@@ -1,4 +1,4 @@
-//! The stages in order (METHOD.md): splits, the strong and weak bases (built in, given, or from
+//! The stages in order (docs/method.md): splits, the strong and weak bases (built in, given, or from
 //! scratch and pretrained), weak SFT, weak labels on D_gold,2, naive and ceiling SFT, Stage I iterations, Stage II
 //! sampling, mining and one preference run per configured loss, then greedy test evaluation of
 //! every model and the report.
@@ -13,9 +13,9 @@ use w2s_curation::quality::{pair_quality, sft_quality, Gold, GoldFormat, StepChe
 use w2s_curation::record::{Sample, SftExample};
 use w2s_curation::stage1::select_consistent;
 use w2s_curation::stage2::mine_pairs;
-use w2s_eval::answer::{equivalent, extract_normalized, Equivalence};
-use w2s_eval::jsonl::{read_jsonl, write_jsonl, BadLines};
-use w2s_eval::metrics::majority;
+use w2s_data::jsonl::{read_jsonl, write_jsonl, BadLines};
+use w2s_eval::answer::{equivalent, extract_normalized};
+use w2s_eval::metrics::{majority_correct, pass_at_k, Tally};
 use w2s_eval::prompt::{few_shot, zero_shot, Demonstration};
 use w2s_eval::TaskKind;
 use w2s_losses::ChunkedLogprobsBackend;
@@ -286,7 +286,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
             &json!({"m_plus": m_plus.fingerprint, "n": n, "temperature": c.stage2.temperature, "seed": seed, "generation": c.generation}),
             |dir| {
                 let samples = answer::<B>(&m_plus.value.model, &prompts, &c.generation, c.stage2.temperature, n, seed, &dir.join("samples.jsonl"), self.quiet, self.device)?;
-                Ok(sample_stats(task, &samples, &data.gold2))
+                sample_stats(task, &samples, &data.gold2)
             },
         )?;
         let samples = read_samples(&run.stage_dir("stage2_samples").join("samples.jsonl"))?;
@@ -380,8 +380,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         corpus: &Sources,
     ) -> Result<Done<PathBuf>> {
         let c = self.config;
-        let vocab = w2s_eval::arithmetic::tokenizer::vocabulary().len();
-        let Some(config) = scratch_config(spec, vocab)? else {
+        let Some(config) = scratch_config(spec, corpus.tokenizer)? else {
             return match spec {
                 ModelSpec::Dir { path } => Ok(Done {
                     value: path.clone(),
@@ -496,12 +495,13 @@ fn to_sft(samples: &[Sample]) -> Vec<SftExample> {
         .collect()
 }
 
-/// Mean sample accuracy, maj@n and pass@n of `samples` on `problems`.
+/// Mean sample accuracy, maj@n and pass@n of `samples` on `problems`, by w2s-eval's metrics; a
+/// question without samples counts as failed.
 fn sample_stats(
     task: TaskKind,
     samples: &[Sample],
     problems: &[w2s_eval::Problem],
-) -> (f64, f64, f64) {
+) -> Result<(f64, f64, f64)> {
     let mut by_id: HashMap<&str, Vec<String>> = HashMap::new();
     for s in samples {
         by_id
@@ -509,24 +509,67 @@ fn sample_stats(
             .or_default()
             .push(extract_normalized(task, &s.response));
     }
-    let (mut correct, mut total, mut maj, mut pass) = (0usize, 0usize, 0usize, 0usize);
+    let mut graded = Tally::default();
+    let (mut maj, mut pass) = (0usize, 0.0);
     for p in problems {
         let gold = w2s_eval::normalize(task, &p.answer);
         let answers = by_id
             .get(p.id.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let right = |a: &str| !a.is_empty() && equivalent(task, a, &gold) == Equivalence::Equal;
-        let c = answers.iter().filter(|a| right(a)).count();
-        correct += c;
-        total += answers.len();
-        pass += usize::from(c > 0);
-        maj += usize::from(majority(answers).is_some_and(right));
+        let correct_before = graded.correct;
+        for a in answers {
+            graded.record(a, equivalent(task, a, &gold));
+        }
+        let n = answers.len();
+        if n > 0 {
+            pass += pass_at_k(n, graded.correct - correct_before, n)?;
+        }
+        maj += usize::from(majority_correct(task, answers, &gold).is_equal());
     }
-    let share = |k: usize, n: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
-    (
-        share(correct, total),
-        share(maj, problems.len()),
-        share(pass, problems.len()),
-    )
+    let questions = problems.len().max(1) as f64;
+    Ok((graded.accuracy(), maj as f64 / questions, pass / questions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(id: &str, answer: &str) -> w2s_eval::Problem {
+        w2s_eval::Problem {
+            id: id.into(),
+            question: String::new(),
+            answer: answer.into(),
+            solution: None,
+            subject: None,
+            level: None,
+            record: Default::default(),
+        }
+    }
+
+    fn sample(id: &str, response: &str) -> Sample {
+        Sample {
+            id: id.into(),
+            prompt: String::new(),
+            response: response.into(),
+            extra: Default::default(),
+        }
+    }
+
+    /// q1: two of three samples right and so is the majority; q2: none right (one without an
+    /// answer); q3: no samples, so it fails maj@n and pass@n.
+    #[test]
+    fn sample_stats_average_samples_and_questions() -> Result<()> {
+        let samples = [
+            sample("q1", "#### 4"),
+            sample("q1", "#### 5"),
+            sample("q1", "#### 4"),
+            sample("q2", "no answer"),
+            sample("q2", "#### 7"),
+        ];
+        let problems = [problem("q1", "4"), problem("q2", "6"), problem("q3", "1")];
+        let stats = sample_stats(TaskKind::Gsm8k, &samples, &problems)?;
+        assert_eq!(stats, (2.0 / 5.0, 1.0 / 3.0, 1.0 / 3.0));
+        Ok(())
+    }
 }

@@ -1,4 +1,4 @@
-//! The weak-to-strong pipeline of METHOD.md as library stages over a run directory.
+//! The weak-to-strong pipeline of docs/method.md as library stages over a run directory.
 //!
 //! [`run_pipeline`] runs, in order: the splits (and, for the built-in arithmetic task, the
 //! tokenizer and, for models from scratch, the pretraining corpus); the strong and weak bases
@@ -13,7 +13,6 @@
 //! Each stage writes under its own folder of the run directory and is skipped on a rerun when
 //! its inputs are unchanged ([`run_dir`]).
 
-mod builtin;
 pub(crate) mod config;
 pub(crate) mod data;
 mod flow;
@@ -21,7 +20,6 @@ pub(crate) mod models;
 mod report;
 pub mod run_dir;
 
-pub use builtin::BuiltinModel;
 pub use config::{
     DataConfig, DecodeConfig, ModelSpec, NamedLoss, PipelineConfig, PretrainConfig, Stage1Config,
     Stage2Config, WeightedFamily,
@@ -33,3 +31,4 @@ pub use report::{
     summarize, summary_markdown, PipelineReport, Row, RowSpread, SetQuality, Stage1Iteration,
     Stage2Stats,
 };
+pub use w2s_arith::BaseModel;

@@ -8,8 +8,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 use w2s_curation::record::{Sample, SftExample};
-use w2s_eval::arithmetic::tokenizer::{BOS_ID, EOS_ID, PAD_ID};
-use w2s_eval::jsonl::{read_jsonl, BadLines};
+use w2s_data::jsonl::{read_jsonl, BadLines};
 use w2s_eval::{Problem, TaskKind};
 use w2s_llama::{GenerationConfig, LlamaConfig, ModelDir, Sampling, SaveOptions, Tokenizer};
 use w2s_losses::ChunkedLogprobsBackend;
@@ -23,11 +22,15 @@ use crate::sampling::{sample_dataset, PromptRecord};
 use crate::sft::train_sft;
 use crate::trainer::{TrainOptions, TrainOutcome};
 
-/// The HF config of a from-scratch model for a tokenizer of `vocab_size` pieces.
+/// The HF config of a from-scratch model for the tokenizer in `tokenizer` (a `tokenizer.json`).
+///
+/// The vocabulary size is the tokenizer's, and the BOS, EOS and padding ids are its ids of
+/// Llama's special-token names `<s>`, `</s>` and `<pad>` (each `null` in the config when the
+/// tokenizer lacks it), so any task's tokenizer that uses those names serves.
 ///
 /// # Errors
-/// Sizes the config refuses.
-pub fn scratch_config(spec: &ModelSpec, vocab_size: usize) -> Result<Option<LlamaConfig>> {
+/// An unreadable tokenizer; sizes the config refuses.
+pub fn scratch_config(spec: &ModelSpec, tokenizer: &Path) -> Result<Option<LlamaConfig>> {
     let ModelSpec::Scratch {
         hidden_size,
         intermediate_size,
@@ -38,6 +41,8 @@ pub fn scratch_config(spec: &ModelSpec, vocab_size: usize) -> Result<Option<Llam
     else {
         return Ok(None);
     };
+    let tokenizer = Tokenizer::from_file(tokenizer, usize::MAX, None)?;
+    let vocab_size = tokenizer.vocab_size();
     let json = serde_json::json!({
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -51,9 +56,9 @@ pub fn scratch_config(spec: &ModelSpec, vocab_size: usize) -> Result<Option<Llam
         "rms_norm_eps": 1e-5,
         "rope_theta": 10000.0,
         "tie_word_embeddings": false,
-        "bos_token_id": BOS_ID,
-        "eos_token_id": EOS_ID,
-        "pad_token_id": PAD_ID,
+        "bos_token_id": tokenizer.token_id("<s>"),
+        "eos_token_id": tokenizer.token_id("</s>"),
+        "pad_token_id": tokenizer.token_id("<pad>"),
         "initializer_range": 0.02,
         "hidden_act": "silu",
     });

@@ -1,7 +1,7 @@
 //! The pipeline report: the paper's table (accuracy and PGR of every model on the test split),
 //! what Stage I kept and Stage II mined, the supervision quality of every training set, and the
-//! wall time of every stage. Written as `report.json` (an interface; README documents the
-//! schema), `report.md` and `report.svg`.
+//! wall time of every stage. Written as `report.json` (an interface; docs/architecture.md lists
+//! its fields), `report.md` and `report.svg`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use w2s_curation::quality::QualityReport;
 use w2s_curation::stage2::MiningStats;
-use w2s_eval::metrics::pgr;
+use w2s_eval::metrics::{mean_and_std, pgr};
 use w2s_eval::report::Comparison;
 use w2s_eval::TaskKind;
 
@@ -267,19 +267,6 @@ pub fn summarize(reports: &[PipelineReport]) -> Vec<RowSpread> {
     let Some(first) = reports.first() else {
         return Vec::new();
     };
-    let stats = |xs: &[f64]| -> Option<(f64, f64)> {
-        if xs.is_empty() {
-            return None;
-        }
-        let n = xs.len() as f64;
-        let mean = xs.iter().sum::<f64>() / n;
-        let var = if xs.len() > 1 {
-            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-        } else {
-            0.0
-        };
-        Some((mean, var.sqrt()))
-    };
     first
         .rows
         .iter()
@@ -290,8 +277,8 @@ pub fn summarize(reports: &[PipelineReport]) -> Vec<RowSpread> {
                 .collect();
             let acc: Vec<f64> = same.iter().map(|r| r.accuracy).collect();
             let pgr: Vec<f64> = same.iter().filter_map(|r| r.pgr).collect();
-            let (accuracy_mean, accuracy_std) = stats(&acc).unwrap_or((0.0, 0.0));
-            let pgr_stats = stats(&pgr);
+            let (accuracy_mean, accuracy_std) = mean_and_std(&acc).unwrap_or((0.0, 0.0));
+            let pgr_stats = mean_and_std(&pgr);
             RowSpread {
                 name: row.name.clone(),
                 runs: same.len(),

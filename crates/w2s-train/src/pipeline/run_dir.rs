@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::digest::Digest;
 use crate::error::{Result, TrainError};
+use w2s_data::Digest;
 
 /// A finished stage: its summary and the fingerprint later stages depend on.
 #[derive(Debug, Clone)]
@@ -184,7 +184,7 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Writes text to `path` atomically.
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
-    w2s_eval::atomic::write_atomic(path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    w2s_data::write_atomic(path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
     Ok(())
 }
 

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use w2s_eval::arithmetic::Family;
+use w2s_arith::Family;
 use w2s_eval::TaskKind;
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::pipeline::config::{read_toml, to_toml};
-use crate::pipeline::{BuiltinModel, DecodeConfig, ModelSpec, PipelineConfig};
+use crate::pipeline::{BaseModel, DecodeConfig, ModelSpec, PipelineConfig};
 
 /// The whole study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,7 +103,7 @@ impl StudyConfig {
                 test: 400,
             },
             model: ModelSpec::Builtin {
-                name: BuiltinModel::ArithmeticStrong,
+                name: BaseModel::ArithmeticStrong,
             },
             train: TrainConfig {
                 epochs: 2,

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::json;
 use w2s_curation::quality::{sft_quality, Gold, GoldFormat, QualityReport, StepCheck};
-use w2s_eval::jsonl::write_jsonl;
+use w2s_data::jsonl::write_jsonl;
+use w2s_data::Digest;
 use w2s_losses::ChunkedLogprobsBackend;
 
 use super::config::{StudyConfig, StudyData};
 use super::report::{StudyReport, StudyRow};
 use super::sets::{study_sets, study_tasks, training_examples};
-use crate::digest::Digest;
 use crate::error::{Result, TrainError};
 use crate::pipeline::models::{fine_tune, test_accuracy};
 use crate::pipeline::run_dir::{dir_fingerprint, write_json, Done, RunDir};
@@ -147,7 +147,7 @@ fn base(run: &mut RunDir, config: &StudyConfig) -> Result<Done<PathBuf>> {
             }
             run.stage("base", &json!({"builtin": name.fingerprint()}), |dir| {
                 let tokenizer = dir.join("tokenizer.json");
-                w2s_eval::arithmetic::tokenizer::write(&tokenizer)?;
+                w2s_arith::tokenizer::write(&tokenizer)?;
                 let model = dir.join("model");
                 name.write(&tokenizer, &model)?;
                 Ok(model)

@@ -1,4 +1,4 @@
-//! The supervision-quality study (He, Yin & Peng 2024, "Guiding Through Complexity"; METHOD.md
+//! The supervision-quality study (He, Yin & Peng 2024, "Guiding Through Complexity"; docs/method.md
 //! "Supervision quality"): what makes weak supervision of hard reasoning good.
 //!
 //! The strong model is fine-tuned on supervision sets that differ in one controlled way each,

@@ -6,15 +6,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rand::rngs::StdRng;
+use rand::rngs::ChaCha12Rng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use w2s_arith::{ArithmeticProblem, Family};
 use w2s_curation::controlled::{controlled_set, mix, ControlledSpec, ControlledTask, StepTarget};
 use w2s_curation::jsonl::{read_jsonl, BadLines};
 use w2s_curation::quality::StepCheck;
 use w2s_curation::record::SftExample;
-use w2s_eval::arithmetic::{ArithmeticProblem, Family};
 use w2s_eval::dataset::{load, Fields};
 use w2s_eval::prompt::{strip_calculator_annotations, zero_shot};
 use w2s_eval::{Problem, TaskKind};
@@ -109,7 +109,7 @@ fn arithmetic_tasks(family: &Family, tasks: usize, test: usize, seed: u64) -> Re
         .enumerate()
         .map(|(i, p)| p.to_problem(format!("test{i}")))
         .collect();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0xC0AA);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0xC0AA);
     let mut task = |p: &ArithmeticProblem, id: String| controlled(p, id, &mut rng);
     let subtasks = hard
         .iter()
@@ -145,7 +145,7 @@ fn arithmetic_tasks(family: &Family, tasks: usize, test: usize, seed: u64) -> Re
 
 /// A problem as a task: its gold solution, and one corrupted solution per count of wrong steps
 /// the corrupter could make.
-fn controlled(p: &ArithmeticProblem, id: String, rng: &mut StdRng) -> ControlledTask {
+fn controlled(p: &ArithmeticProblem, id: String, rng: &mut ChaCha12Rng) -> ControlledTask {
     let mut extra = serde_json::Map::new();
     extra.insert("id".into(), Value::String(id));
     extra.insert("gold".into(), Value::String(p.answer().to_string()));

@@ -1,9 +1,9 @@
 //! Direct access to flex tensors, for the CPU fast paths of decoding.
 //!
 //! The model is generic over `B: Backend`; these helpers recover the concrete [`FlexTensor`]
-//! behind a tensor when `B` is flex itself (not flex under autodiff), so `few_rows` can
-//! read weights straight from storage and [`crate::cache`] can write new columns into its
-//! buffers in place. On any other backend they hand the tensor back untouched.
+//! behind a tensor when `B` is flex itself (not flex under autodiff), so `few_rows` can read
+//! weights straight from storage and [`write_columns`] can write a KV cache's new columns into
+//! its buffers in place. On any other backend they hand the tensor back untouched.
 
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
@@ -41,7 +41,7 @@ fn float<B: Backend, const D: usize>(primitive: Box<dyn Any>) -> Tensor<B, D> {
 /// Writes `new` `[b, g, s, e]` into columns `at..at + s` of `buffer` `[b, g, capacity, e]` in
 /// place, when `buffer` is a contiguous f32 flex tensor nothing else holds. Otherwise hands
 /// `buffer` back and the caller writes through the backend (which copies the whole buffer).
-pub(crate) fn write_columns<B: Backend>(
+pub fn write_columns<B: Backend>(
     buffer: Tensor<B, 4>,
     at: usize,
     new: &Tensor<B, 4>,

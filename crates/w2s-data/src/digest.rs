@@ -3,21 +3,31 @@
 //! and platform, which is what a value compared against an older file needs.
 
 /// An FNV-1a (64-bit) digest being fed.
-pub(crate) struct Digest(u64);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(u64);
+
+impl Default for Digest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Digest {
-    pub(crate) fn new() -> Self {
+    /// The digest of no bytes (FNV-1a's offset basis).
+    pub fn new() -> Self {
         Self(0xcbf2_9ce4_8422_2325)
     }
 
-    pub(crate) fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+    /// Feed `bytes`.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
         self
     }
 
-    pub(crate) fn finish(&self) -> u64 {
+    /// The digest of everything fed so far.
+    pub fn finish(&self) -> u64 {
         self.0
     }
 }

@@ -61,8 +61,8 @@ pub(crate) fn matmul<B: Backend>(
     if m == 0 || m > MAX_ROWS || k == 0 || n == 0 || !avx512() {
         return None;
     }
-    let x = crate::flex::unwrap(rows.clone()).ok()?;
-    let w = crate::flex::unwrap(weight.clone()).ok()?;
+    let x = crate::flex_tensor::unwrap(rows.clone()).ok()?;
+    let w = crate::flex_tensor::unwrap(weight.clone()).ok()?;
     let (x, ldx) = match strided_f32(&x)? {
         (data, row, 1) => (data, row),
         _ => return None,
@@ -73,10 +73,9 @@ pub(crate) fn matmul<B: Backend>(
         _ => return None,
     };
     let product = multiply(x, ldx, m, k, weight, n);
-    Some(crate::flex::wrap(FlexTensor::from_data(TensorData::new(
-        product,
-        [m, n],
-    ))))
+    Some(crate::flex_tensor::wrap(FlexTensor::from_data(
+        TensorData::new(product, [m, n]),
+    )))
 }
 
 /// An f32 matrix's storage from its first element, with its row and column strides, when both

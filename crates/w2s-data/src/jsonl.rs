@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::atomic::AtomicFile;
-use crate::error::{EvalError, Result};
+use crate::error::{DataError, Result};
 
 /// A JSON object, as one JSONL line holds.
 pub type Object = Map<String, Value>;
@@ -35,6 +35,7 @@ pub enum BadLines {
 }
 
 /// Lazily reads records of type `T` from JSONL. Blank lines are ignored.
+#[derive(Debug)]
 pub struct JsonlReader<T, R = BufReader<File>> {
     reader: R,
     path: PathBuf,
@@ -50,10 +51,10 @@ impl<T: DeserializeOwned> JsonlReader<T> {
     /// Open `path` for reading.
     ///
     /// # Errors
-    /// [`EvalError::Io`] when the file cannot be opened.
+    /// [`DataError::Io`] when the file cannot be opened.
     pub fn open(path: impl AsRef<Path>, bad_lines: BadLines) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
         Ok(Self::from_reader(BufReader::new(file), path, bad_lines))
     }
 }
@@ -119,7 +120,7 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for JsonlReader<T, R> {
                         Err(_) if self.bad_lines == BadLines::Skip => self.skipped += 1,
                         Err(source) => {
                             self.done = true;
-                            return Some(Err(EvalError::Json {
+                            return Some(Err(DataError::Json {
                                 path: self.path.clone(),
                                 line: self.line,
                                 source,
@@ -129,7 +130,7 @@ impl<T: DeserializeOwned, R: BufRead> Iterator for JsonlReader<T, R> {
                 }
                 Err(source) => {
                     self.done = true;
-                    return Some(Err(EvalError::io(&self.path, source)));
+                    return Some(Err(DataError::io(&self.path, source)));
                 }
             }
         }
@@ -158,14 +159,15 @@ pub fn read_jsonl<T: DeserializeOwned>(
 }
 
 /// Call `f(line, object)` for each object of `path` in order, `line` being its 1-based line; stops
-/// at the first malformed line or error of `f`. A shorthand for a [`JsonlReader`] loop.
+/// at the first malformed line or error of `f`. A shorthand for a [`JsonlReader`] loop; `f` may
+/// return the caller's own error type.
 ///
 /// # Errors
 /// As [`JsonlReader`] under [`BadLines::Fail`], or what `f` returns.
-pub fn for_each_object(
+pub fn for_each_object<E: From<DataError>>(
     path: impl AsRef<Path>,
-    mut f: impl FnMut(usize, Object) -> Result<()>,
-) -> Result<()> {
+    mut f: impl FnMut(usize, Object) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     let mut reader = JsonlReader::open(path, BadLines::Fail)?;
     while let Some(object) = reader.next() {
         f(reader.line(), object?)?;
@@ -174,6 +176,7 @@ pub fn for_each_object(
 }
 
 /// Writes records as JSONL to a temporary file that becomes `path` on [`JsonlWriter::finish`].
+#[derive(Debug)]
 pub struct JsonlWriter<T> {
     file: AtomicFile,
     /// One serialized record, so that a record that fails to serialize writes nothing.
@@ -199,10 +202,10 @@ impl<T: Serialize> JsonlWriter<T> {
     /// Append one record as one line.
     ///
     /// # Errors
-    /// [`EvalError::Serialize`] (nothing is written then) or [`EvalError::Io`].
+    /// [`DataError::Serialize`] (nothing is written then) or [`DataError::Io`].
     pub fn write(&mut self, record: &T) -> Result<()> {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, record).map_err(|source| EvalError::Serialize {
+        serde_json::to_writer(&mut self.line, record).map_err(|source| DataError::Serialize {
             path: self.file.path().to_path_buf(),
             index: self.written,
             source,
@@ -210,7 +213,7 @@ impl<T: Serialize> JsonlWriter<T> {
         self.line.push(b'\n');
         self.file
             .write_all(&self.line)
-            .map_err(|e| EvalError::io(self.file.tmp_path(), e))?;
+            .map_err(|e| DataError::io(self.file.tmp_path(), e))?;
         self.written += 1;
         Ok(())
     }
@@ -267,7 +270,7 @@ mod tests {
     fn malformed_line_names_file_and_line() {
         let text = b"{\"prompt\":\"a\",\"completion\":\"b\"}\n\n{\"prompt\":\"a\"}\n";
         let err = read(text, BadLines::Fail).unwrap_err();
-        assert!(matches!(err, EvalError::Json { line: 3, .. }), "{err}");
+        assert!(matches!(err, DataError::Json { line: 3, .. }), "{err}");
         assert!(err.to_string().starts_with("mem.jsonl:3:"), "{err}");
 
         let err =
@@ -301,11 +304,11 @@ mod tests {
 
     #[test]
     fn for_each_object_passes_line_numbers() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| EvalError::io(Path::new("tempdir"), e))?;
+        let dir = tempfile::tempdir().map_err(|e| DataError::io(Path::new("tempdir"), e))?;
         let path = dir.path().join("x.jsonl");
-        std::fs::write(&path, "{\"a\": 1}\n\n{\"a\": 2}\n").map_err(|e| EvalError::io(&path, e))?;
+        std::fs::write(&path, "{\"a\": 1}\n\n{\"a\": 2}\n").map_err(|e| DataError::io(&path, e))?;
         let mut seen = Vec::new();
-        for_each_object(&path, |line, o| {
+        for_each_object::<DataError>(&path, |line, o| {
             seen.push((line, o["a"].clone()));
             Ok(())
         })?;
@@ -344,7 +347,7 @@ mod tests {
         let mut writer = JsonlWriter::create(&path).unwrap();
         let err = writer.write(&bad).unwrap_err();
         assert!(
-            matches!(err, EvalError::Serialize { index: 0, .. }),
+            matches!(err, DataError::Serialize { index: 0, .. }),
             "{err}"
         );
         assert_eq!(writer.written(), 0);
@@ -368,7 +371,7 @@ mod tests {
     #[test]
     fn missing_file_is_an_io_error_with_its_path() {
         let err = read_jsonl::<Example>("/nonexistent/x.jsonl", BadLines::Fail).unwrap_err();
-        assert!(matches!(err, EvalError::Io { .. }), "{err}");
+        assert!(matches!(err, DataError::Io { .. }), "{err}");
         assert!(err.to_string().contains("/nonexistent/x.jsonl"), "{err}");
     }
 }

@@ -1,4 +1,5 @@
-//! The built-in synthetic arithmetic reasoning task: the embedded default of the main job.
+//! `w2s-arith`: the built-in synthetic arithmetic reasoning task, the embedded default of w2s's
+//! main job.
 //!
 //! A seeded generator ([`generate`]) writes multi-step integer word problems ("Mia has 12 shells.
 //! She gives away 4 shells. ...") and the same chains as bare instructions ("Start with 12.
@@ -14,12 +15,38 @@
 //! the same problem told about someone else, and [`ArithmeticProblem::corrupt`] wrong solutions
 //! with a chosen number of wrong steps.
 //!
-//! [`tokenizer`] builds the word-level tokenizer of the task as an ordinary `tokenizer.json`.
+//! [`tokenizer`] builds the word-level tokenizer of the task as an ordinary `tokenizer.json`, and
+//! [`BaseModel`] holds the two small pretrained Llamas the default run starts from, as the files
+//! of HF model directories. Nothing here depends on a tensor library; the pipeline reads the
+//! task's problems as w2s-eval [`Problem`](w2s_eval::Problem)s and its models as any checkpoint.
+//!
+//! ```
+//! use w2s_arith::{generate, Family};
+//!
+//! # fn main() -> w2s_arith::Result<()> {
+//! let problems = generate(&Family::target(3), 2, 0)?;
+//! assert_eq!(problems.len(), 2);
+//! let problem = problems[0].to_problem("0");
+//! assert_eq!(problem.answer, problems[0].answer().to_string());
+//! assert!(problem.solution.is_some_and(|s| s.ends_with(&format!("#### {}", problem.answer))));
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
 
+mod base_models;
 mod corrupt;
+pub mod error;
 mod family;
 mod render;
 pub mod tokenizer;
 
+pub use base_models::BaseModel;
 pub use corrupt::{CorruptSolution, Mistake, Slip};
+pub use error::{ArithError, Result};
 pub use family::{generate, ArithmeticProblem, DivisionRule, Family, Op, Step, Surface};
+
+/// The README's example, compiled and run as a doctest so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::corrupt::render;
 use super::family::{ArithmeticProblem, Op, Step, Surface};
-use crate::dataset::Problem;
+use w2s_eval::Problem;
 
 /// People of the stories.
 pub(crate) const NAMES: [&str; 10] = [
@@ -123,10 +123,10 @@ fn instruction(step: &Step) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::answer::extract_normalized;
-    use crate::arithmetic::{generate, Family};
-    use crate::prompt::sft_target;
-    use crate::TaskKind;
+    use crate::{generate, Family};
+    use w2s_eval::extract_normalized;
+    use w2s_eval::prompt::sft_target;
+    use w2s_eval::TaskKind;
 
     #[test]
     fn a_problem_reads_and_solves_as_written() {
@@ -174,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn records_grade_like_gsm8k() -> crate::Result<()> {
+    fn records_grade_like_gsm8k() -> anyhow::Result<()> {
         for (i, p) in generate(&Family::target(3), 200, 11)?.iter().enumerate() {
             let problem = p.to_problem(format!("t{i}"));
             let target = sft_target(TaskKind::Arithmetic, &problem)?;

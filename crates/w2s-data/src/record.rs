@@ -1,4 +1,5 @@
-//! The three record kinds w2s curates, with TRL's field names (ARCHITECTURE.md, "Interfaces").
+//! The three record kinds w2s reads and writes, with TRL's field names (docs/architecture.md,
+//! "Stable interfaces").
 //!
 //! - [`Sample`]: one model response to one prompt, `{"id", "prompt", "response", ...}`. A file of
 //!   samples may hold several lines per id (Stage II samples n = 10 answers a question).

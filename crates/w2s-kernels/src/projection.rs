@@ -1,5 +1,5 @@
-//! The model's linear maps as 2-D matrix products, split across CPU threads when a product is
-//! too small for the backend to parallelise itself.
+//! Linear maps of `[b, s, d]` activations as 2-D matrix products, split across CPU threads when
+//! a product is too small for the backend to parallelise itself.
 //!
 //! burn's `Linear::forward` lifts the weight to `[1, d_in, d_out]` and runs a batched product. On
 //! flex that is one product per batch row, so a decoding step reads every weight `b` times, and
@@ -16,7 +16,6 @@
 //! parameters on the 2-core build machine: batch-1 decoding 20.7 → 24.9-26.8 tokens/s, batch-8
 //! 57.8 → 62.4-65.9).
 
-use burn::nn::Linear;
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -26,15 +25,13 @@ const SINGLE_THREADED_BELOW: usize = 192 * 192 * 192;
 /// Narrowest column block worth a thread of its own.
 const MIN_BLOCK_COLUMNS: usize = 128;
 
-/// `x W` for a [`Linear`] with weight `[d_in, d_out]`: `[b, s, d_in] -> [b, s, d_out]`.
-///
-/// Llama's linear maps have no bias (the config rejects `attention_bias` and `mlp_bias`).
-pub(crate) fn project<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    matmul_2d(x, linear.weight.val())
-}
-
 /// `[b, s, k] x [k, n] -> [b, s, n]` through one `[b*s, k] x [k, n]` product.
-pub(crate) fn matmul_2d<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tensor<B, 3> {
+///
+/// # Shapes
+/// - `x`: `[b, s, k]`
+/// - `weight`: `[k, n]` (burn's `Linear` orientation)
+/// - output: `[b, s, n]`
+pub fn matmul_2d<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Tensor<B, 3> {
     let [b, s, k] = x.dims();
     let n = weight.dims()[1];
     let rows = x.reshape([b * s, k]);
@@ -46,7 +43,7 @@ pub(crate) fn matmul_2d<B: Backend>(x: Tensor<B, 3>, weight: Tensor<B, 2>) -> Te
     let y = if blocks > 1 {
         by_column_blocks(rows, weight, blocks)
     } else {
-        w2s_kernels::matmul(rows, weight)
+        crate::matmul(rows, weight)
     };
     y.reshape([b, s, n])
 }

@@ -20,8 +20,8 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::render::{NAMES, OBJECTS, TEMPLATE_WORDS};
-use crate::atomic::write_atomic;
-use crate::error::{EvalError, Result};
+use crate::error::{ArithError, Result};
+use w2s_data::atomic::write_atomic;
 
 /// The special tokens, in id order.
 pub const SPECIALS: [&str; 4] = ["<unk>", "<s>", "</s>", "<pad>"];
@@ -62,14 +62,15 @@ pub fn vocabulary() -> Vec<String> {
 /// Builds the tokenizer.
 ///
 /// # Errors
-/// [`EvalError::Invalid`] if the `tokenizers` crate refuses a component (a bug, not user input).
+/// [`ArithError::Invalid`] if the `tokenizers` crate refuses a component (a bug, not user input).
 pub fn build() -> Result<Tokenizer> {
     let vocab: serde_json::Map<String, serde_json::Value> = vocabulary()
         .into_iter()
         .enumerate()
         .map(|(id, piece)| (piece, serde_json::Value::from(id)))
         .collect();
-    let fail = |e: &dyn std::fmt::Display| EvalError::Invalid(format!("arithmetic tokenizer: {e}"));
+    let fail =
+        |e: &dyn std::fmt::Display| ArithError::Invalid(format!("arithmetic tokenizer: {e}"));
     // WordLevel deserializes from borrowed text only, hence the round trip through a string.
     let model_json = serde_json::json!({
         "type": "WordLevel",
@@ -102,15 +103,15 @@ pub fn build() -> Result<Tokenizer> {
 pub fn write(path: &Path) -> Result<()> {
     let json = build()?
         .to_string(true)
-        .map_err(|e| EvalError::Invalid(format!("arithmetic tokenizer: {e}")))?;
-    write_atomic(path, |w| w.write_all(json.as_bytes()))
+        .map_err(|e| ArithError::Invalid(format!("arithmetic tokenizer: {e}")))?;
+    Ok(write_atomic(path, |w| w.write_all(json.as_bytes()))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arithmetic::{generate, Family, Op, Surface};
-    use crate::prompt::{few_shot, zero_shot, Demonstration};
+    use crate::{generate, Family, Op, Surface};
+    use w2s_eval::prompt::{few_shot, zero_shot, Demonstration};
 
     #[test]
     fn task_text_round_trips_without_unknown_pieces() -> Result<()> {
@@ -128,11 +129,11 @@ mod tests {
             let text = few_shot(&[demo], &p.question()) + &p.solution();
             let ids = tokenizer
                 .encode(text.as_str(), false)
-                .map_err(|e| EvalError::Invalid(e.to_string()))?;
+                .map_err(|e| ArithError::Invalid(e.to_string()))?;
             assert!(!ids.get_ids().contains(&0), "unknown piece in {text:?}");
             let back = tokenizer
                 .decode(ids.get_ids(), true)
-                .map_err(|e| EvalError::Invalid(e.to_string()))?;
+                .map_err(|e| ArithError::Invalid(e.to_string()))?;
             assert_eq!(back, text);
         }
         Ok(())
@@ -146,12 +147,12 @@ mod tests {
         assert_eq!(tokenizer.token_to_id("<pad>"), Some(PAD_ID));
         let ids = tokenizer
             .encode(zero_shot("Start with 7.").as_str(), false)
-            .map_err(|e| EvalError::Invalid(e.to_string()))?;
+            .map_err(|e| ArithError::Invalid(e.to_string()))?;
         let mut with_eos = ids.get_ids().to_vec();
         with_eos.push(EOS_ID);
         let text = tokenizer
             .decode(&with_eos, true)
-            .map_err(|e| EvalError::Invalid(e.to_string()))?;
+            .map_err(|e| ArithError::Invalid(e.to_string()))?;
         assert_eq!(text, "Question: Start with 7.\nAnswer:");
         Ok(())
     }
@@ -162,7 +163,7 @@ mod tests {
         let ids = |text: &str| -> Result<Vec<u32>> {
             Ok(tokenizer
                 .encode(text, false)
-                .map_err(|e| EvalError::Invalid(e.to_string()))?
+                .map_err(|e| ArithError::Invalid(e.to_string()))?
                 .get_ids()
                 .to_vec())
         };
@@ -176,10 +177,10 @@ mod tests {
 
     #[test]
     fn the_file_loads_back() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| EvalError::io(Path::new("tmp"), e))?;
+        let dir = tempfile::tempdir().map_err(|e| w2s_data::DataError::io(Path::new("tmp"), e))?;
         let path = dir.path().join("tokenizer.json");
         write(&path)?;
-        let back = Tokenizer::from_file(&path).map_err(|e| EvalError::Invalid(e.to_string()))?;
+        let back = Tokenizer::from_file(&path).map_err(|e| ArithError::Invalid(e.to_string()))?;
         assert_eq!(back.get_vocab_size(true), vocabulary().len());
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! Realistic wrong solutions of a problem, for supervision sets with a chosen outcome and
-//! step-wise error rate (He et al. 2024; METHOD.md "Supervision quality").
+//! step-wise error rate (He et al. 2024; docs/method.md "Supervision quality").
 //!
 //! A corrupted solution is the gold solution worked through with a few [`Slip`]s, each at its own
 //! step, and carried forward the way a solver who made the slip would go on:
@@ -229,11 +229,11 @@ pub(crate) fn render(equations: &[Equation], answer: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use rand::rngs::StdRng;
+    use rand::rngs::ChaCha12Rng;
     use rand::SeedableRng;
 
     use super::*;
-    use crate::arithmetic::{generate, Family, Step, Surface};
+    use crate::{generate, Family, Step, Surface};
 
     fn problem() -> ArithmeticProblem {
         let step = |op, a, b| Step { op, a, b };
@@ -281,7 +281,7 @@ mod tests {
 
     #[test]
     fn corrupted_solutions_have_the_slips_asked_for_and_a_wrong_answer() {
-        let mut rng = StdRng::seed_from_u64(3);
+        let mut rng = ChaCha12Rng::seed_from_u64(3);
         let problems = generate(&Family::target(3), 300, 5).unwrap();
         let mut made = 0;
         for p in &problems {
