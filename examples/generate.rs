@@ -12,6 +12,10 @@
 //!     --output gen.jsonl
 //! cargo run --release --example grade -- --task gsm8k --input gen.jsonl --output graded.jsonl
 //! ```
+//!
+//! First it prints the memory plan of the batch (`w2s_train::memory_plan`: weights, prefill,
+//! the KV cache of `--batch-size` x `--num-samples` rows) to stderr, and refuses to start when it
+//! exceeds `--memory-budget GIB` (by default this machine's memory on CPU backends).
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -21,6 +25,9 @@ use clap::Parser;
 use w2s::backend;
 use w2s::llama::{GenerationConfig, ModelDir, Sampling};
 use w2s::model_io::{generate_lines, Lines, ModelIoArgs, PROMPT_FIELDS};
+use w2s::train::memory_plan::print_and_check;
+use w2s::train::{MemoryPlan, SamplingShape};
+use w2s::train_args::{memory_budget, parse_gib};
 
 /// Generate text with a HF Llama checkpoint (greedy when --temperature is 0).
 #[derive(Parser)]
@@ -28,7 +35,7 @@ use w2s::model_io::{generate_lines, Lines, ModelIoArgs, PROMPT_FIELDS};
 struct Args {
     #[command(flatten)]
     io: ModelIoArgs,
-    /// A prompt as text (BOS is put first unless --no-bos).
+    /// A prompt as text, tokenized with the model's special tokens unless --no-special-tokens.
     #[arg(long, group = "source")]
     prompt: Option<String>,
     /// A prompt as comma-separated token ids, e.g. 1,2,3.
@@ -62,16 +69,21 @@ struct Args {
     /// Prompts per forward batch (with --input).
     #[arg(long, default_value = "8")]
     batch_size: NonZeroUsize,
+    /// Memory generation may use, in GiB: it is refused up front when its memory plan (printed
+    /// first) is larger. Default: this machine's memory on CPU backends; GPU backends have no
+    /// memory query in burn 0.21, so there the plan is checked only with this.
+    #[arg(long, value_name = "GIB", value_parser = parse_gib)]
+    memory_budget: Option<f64>,
 }
 
 impl Args {
     /// The prompts of `--prompt`, `--prompt-ids` or `--input`.
     fn lines(&self, dir: &ModelDir<backend::Inference>) -> Result<Lines> {
-        let (tokenizer, add_bos) = (dir.tokenizer.as_ref(), !self.io.no_bos);
+        let (tokenizer, special_tokens) = (dir.tokenizer.as_ref(), !self.io.no_special_tokens);
         match (&self.prompt, &self.prompt_ids, &self.input) {
-            (Some(text), _, _) => Lines::from_text("--prompt", text, tokenizer, add_bos),
+            (Some(text), _, _) => Lines::from_text("--prompt", text, tokenizer, special_tokens),
             (_, Some(ids), _) => Lines::from_ids("--prompt-ids", ids.clone(), tokenizer),
-            (_, _, Some(path)) => Lines::read(path, PROMPT_FIELDS, tokenizer, add_bos),
+            (_, _, Some(path)) => Lines::read(path, PROMPT_FIELDS, tokenizer, special_tokens),
             (None, None, None) => bail!("give one of --prompt, --prompt-ids or --input"),
         }
     }
@@ -99,6 +111,13 @@ fn main() -> Result<()> {
     let dir = args.io.load::<backend::Inference>(&device)?;
     let lines = args.lines(&dir)?;
     let config = args.generation_config(&dir);
+    let plan = MemoryPlan::sampling(&SamplingShape {
+        model: &dir.config,
+        rows: args.batch_size.get().min(lines.lines().len()) * config.num_samples,
+        prompt_len: lines.lines().iter().map(|l| l.ids.len()).max().unwrap_or(0),
+        max_new_tokens: config.max_new_tokens,
+    });
+    print_and_check(&plan, memory_budget(args.memory_budget).as_ref(), false)?;
     lines.run(args.batch_size, args.io.output.as_deref(), |batch| {
         generate_lines(&dir, batch, &config, &device)
     })?;

@@ -11,6 +11,11 @@
 //! (e.g. `type = "dpo"`, `beta = 0.1`, `label_smoothing = 0.1`) and wins over --loss/--beta.
 //! Defaults are TRL's `DPOConfig` ones (learning rate 1e-6, β 0.1, sigmoid loss), which its
 //! ORPO and CPO (SimPO) configs share.
+//!
+//! Before the first step the run prints its memory plan (`w2s_train::memory_plan`; a reference
+//! model held with `--reference model` is a line of its own) and is refused, with what to
+//! change, when the plan exceeds `--memory-budget GIB` (by default this machine's memory on CPU
+//! backends).
 
 use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;

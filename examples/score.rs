@@ -1,7 +1,7 @@
 //! Scores token sequences with a model: per-token log-probabilities (and optionally logits).
 //!
-//! Each input line holds `"text"` (tokenized with the model's tokenizer, BOS first unless
-//! `--no-bos`) or `"input_ids"`. Each output line is the input line plus `"input_ids"` and
+//! Each input line holds `"text"` (tokenized with the model's tokenizer and the special tokens
+//! its files add, unless `--no-special-tokens`) or `"input_ids"`. Each output line is the input line plus `"input_ids"` and
 //! `"logprobs"`: the log-probability of token t given the tokens before it, for t >= 1.
 
 use std::num::NonZeroUsize;
@@ -34,7 +34,7 @@ fn main() -> Result<()> {
         &args.input,
         SEQUENCE_FIELDS,
         dir.tokenizer.as_ref(),
-        !args.io.no_bos,
+        !args.io.no_special_tokens,
     )?;
     // One sequence a batch: each is scored on its own, and an error names its line.
     lines.run(NonZeroUsize::MIN, args.io.output.as_deref(), |batch| {

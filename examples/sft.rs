@@ -8,6 +8,10 @@
 //! ```
 //! The TOML file's `[train]` table takes any field of `w2s_train::TrainConfig`. Defaults are TRL's
 //! `SFTConfig` ones (learning rate 2e-5, linear decay, 3 epochs); `--help` shows them.
+//!
+//! Before the first step the run prints its memory plan (`w2s_train::memory_plan`) and is
+//! refused, with what to change, when the plan exceeds `--memory-budget GIB` (by default this
+//! machine's memory on CPU backends).
 
 use anyhow::Result;
 use clap::Parser;

@@ -28,9 +28,11 @@ pub struct ModelIoArgs {
     /// go to stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// Do not put the BOS token before tokenized text.
-    #[arg(long)]
-    pub no_bos: bool,
+    /// Tokenize text without the special tokens the model's tokenizer adds (its tokenizer.json
+    /// post-processor: BOS first for a Llama-2 or Llama-3 tokenizer, nothing for SmolLM2), as
+    /// transformers' `add_special_tokens=False`.
+    #[arg(long, alias = "no-bos")]
+    pub no_special_tokens: bool,
 }
 
 impl ModelIoArgs {
@@ -86,7 +88,7 @@ pub struct Lines {
 
 impl Lines {
     /// Reads every line of the JSONL file `path`: its token ids from `fields.ids`, else its
-    /// `fields.text` tokenized (BOS first when `add_bos`).
+    /// `fields.text` tokenized (with the model's special tokens when `special_tokens`).
     ///
     /// # Errors
     /// An unreadable file, a malformed line, or a line without either field, naming file and line.
@@ -94,7 +96,7 @@ impl Lines {
         path: &Path,
         fields: InputFields,
         tokenizer: Option<&Tokenizer>,
-        add_bos: bool,
+        special_tokens: bool,
     ) -> Result<Lines> {
         let source = path.display().to_string();
         let mut reader = JsonlReader::<Object>::open(path, BadLines::Fail)?;
@@ -103,7 +105,7 @@ impl Lines {
             let record = record?;
             let number = reader.line();
             let origin = format!("{source}:{number}");
-            let (ids, text) = input_of(&record, fields, tokenizer, add_bos, &origin)?;
+            let (ids, text) = input_of(&record, fields, tokenizer, special_tokens, &origin)?;
             lines.push(Line {
                 number,
                 record,
@@ -115,7 +117,7 @@ impl Lines {
     }
 
     /// One line from a prompt given on the command line as `flag` (`--prompt`), tokenized with
-    /// BOS first when `add_bos`.
+    /// the model's special tokens when `special_tokens`.
     ///
     /// # Errors
     /// No tokenizer, or one that fails on the text.
@@ -123,9 +125,9 @@ impl Lines {
         flag: &str,
         text: &str,
         tokenizer: Option<&Tokenizer>,
-        add_bos: bool,
+        special_tokens: bool,
     ) -> Result<Lines> {
-        let ids = encode(tokenizer, text, add_bos, flag)?;
+        let ids = encode(tokenizer, text, special_tokens, flag)?;
         Ok(Lines::single(flag, ids, Some(text.to_string())))
     }
 
@@ -204,7 +206,7 @@ fn input_of(
     record: &Object,
     fields: InputFields,
     tokenizer: Option<&Tokenizer>,
-    add_bos: bool,
+    special_tokens: bool,
     origin: &str,
 ) -> Result<(Vec<u32>, Option<String>)> {
     let text = record.get(fields.text).and_then(Value::as_str);
@@ -220,7 +222,7 @@ fn input_of(
             Ok((ids, text))
         }
         (None, Some(text)) => Ok((
-            encode(tokenizer, text, add_bos, origin)?,
+            encode(tokenizer, text, special_tokens, origin)?,
             Some(text.to_string()),
         )),
         (None, None) => bail!(
@@ -234,15 +236,18 @@ fn input_of(
 fn encode(
     tokenizer: Option<&Tokenizer>,
     text: &str,
-    add_bos: bool,
+    special_tokens: bool,
     origin: &str,
 ) -> Result<Vec<u32>> {
     let Some(tokenizer) = tokenizer else {
         bail!("{origin}: text needs the model directory's tokenizer.json, which it lacks");
     };
-    tokenizer
-        .encode(text, add_bos)
-        .with_context(|| format!("{origin}: tokenizing"))
+    let ids = if special_tokens {
+        tokenizer.encode_with_special_tokens(text)
+    } else {
+        tokenizer.encode(text, false)
+    };
+    ids.with_context(|| format!("{origin}: tokenizing"))
 }
 
 fn decode(tokenizer: Option<&Tokenizer>, ids: &[u32], origin: &str) -> Result<Option<String>> {
@@ -312,8 +317,9 @@ pub fn generate_lines<B: Backend>(
 
 /// The output line of one generation: a curation sample `{"id", "prompt", "response"}` (the
 /// line's `id`, else its line number; the text the model saw; the generated text), then every
-/// other field of the input line, then `sample_index`, `output_ids` and `finish_reason`.
-/// `prompt` and `response` are left out only when the model has no tokenizer.
+/// other field of the input line, then `sample_index`, `prompt_ids` (what the model saw, special
+/// tokens included), `output_ids` and `finish_reason`. `prompt` and `response` are left out only
+/// when the model has no tokenizer.
 pub fn sample_record(line: &Line, generation: &Generation) -> Result<Object> {
     let mut record = Object::new();
     let id = line.record.get("id").cloned();
@@ -328,6 +334,7 @@ pub fn sample_record(line: &Line, generation: &Generation) -> Result<Object> {
         record.entry(key.clone()).or_insert_with(|| value.clone());
     }
     record.insert("sample_index".into(), generation.sample_index.into());
+    record.insert("prompt_ids".into(), line.ids.clone().into());
     record.insert("output_ids".into(), generation.token_ids.clone().into());
     record.insert(
         "finish_reason".into(),
@@ -471,7 +478,9 @@ mod tests {
         let tmp = tempfile::tempdir()?;
         let dir = arithmetic_model(tmp.path())?;
         let tokenizer = dir.tokenizer.as_ref();
-        let ids = dir.tokenizer()?.encode("Question: 3 + 4", true)?;
+        let ids = dir
+            .tokenizer()?
+            .encode_with_special_tokens("Question: 3 + 4")?;
         let lines = Lines::from_ids("--prompt-ids", ids.clone(), tokenizer)?;
         assert_eq!(lines.lines()[0].text.as_deref(), Some("Question: 3 + 4"));
         assert_eq!(lines.lines()[0].ids, ids);
@@ -502,7 +511,7 @@ mod tests {
         let line = serde_json::to_string(&sample_record(&line, &generation)?)?;
         assert_eq!(
             line,
-            r##"{"id":3,"prompt":"Q","response":" 7","answer":"so #### 7","x":1,"sample_index":1,"output_ids":[5,6],"finish_reason":"length"}"##
+            r##"{"id":3,"prompt":"Q","response":" 7","answer":"so #### 7","x":1,"sample_index":1,"prompt_ids":[1,2],"output_ids":[5,6],"finish_reason":"length"}"##
         );
         Ok(())
     }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use w2s_data::jsonl::{read_jsonl, BadLines};
 use w2s_losses::PreferenceLossConfig;
-use w2s_train::{LrSchedule, TrainConfig};
+use w2s_train::{LrSchedule, MemoryBudget, TrainConfig};
 
 /// Options of a training run.
 #[derive(Args, Debug)]
@@ -86,9 +86,14 @@ pub struct TrainArgs {
     /// Do not append the EOS token to completions.
     #[arg(long)]
     pub no_eos: bool,
-    /// No progress bar.
+    /// No progress bar and no printed memory plan.
     #[arg(long)]
     pub quiet: bool,
+    /// Memory the run may use, in GiB: training is refused up front when its memory plan (printed
+    /// before the first step) is larger. Default: this machine's memory on CPU backends; GPU
+    /// backends have no memory query in burn 0.21, so there the plan is checked only with this.
+    #[arg(long, value_name = "GIB", value_parser = parse_gib)]
+    pub memory_budget: Option<f64>,
 }
 
 /// TRL's `SFTConfig` defaults for the options w2s has: learning rate 2e-5, linear decay, no
@@ -284,8 +289,38 @@ impl TrainArgs {
             resume: !self.no_resume,
             quiet: self.quiet,
             tokenizer,
+            memory_budget: memory_budget(self.memory_budget),
             ..w2s_train::TrainOptions::new(&self.output)
         }
+    }
+}
+
+/// The memory budget of a run (the `sft`, `preference` and `generate` examples): `--memory-budget
+/// GIB` when given, else this machine's memory on a CPU backend. On a GPU backend without the flag
+/// there is none (burn 0.21 cannot query a GPU's memory), and a note says so.
+pub fn memory_budget(gib: Option<f64>) -> Option<MemoryBudget> {
+    if let Some(gib) = gib {
+        return Some(MemoryBudget {
+            bytes: (gib * (1u64 << 30) as f64) as u64,
+            source: "--memory-budget",
+        });
+    }
+    if matches!(crate::backend::name(), "flex" | "ndarray") {
+        return MemoryBudget::host();
+    }
+    eprintln!(
+        "note: burn 0.21 cannot query the memory of the {} backend's device; give \
+         --memory-budget GIB to check the memory plan against it",
+        crate::backend::name()
+    );
+    None
+}
+
+/// A `--memory-budget` value: a finite number of GiB above 0.
+pub fn parse_gib(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(gib) if gib.is_finite() && gib > 0.0 => Ok(gib),
+        _ => Err(format!("`{text}` is not a number of GiB above 0")),
     }
 }
 
@@ -442,6 +477,17 @@ mod tests {
         ] {
             assert!(help.contains(shown), "{shown} missing from:\n{help}");
         }
+    }
+
+    #[test]
+    fn memory_budget_is_given_in_gib_above_zero() -> Result<()> {
+        let args = cli(&["--memory-budget", "1.5"])?.run;
+        let budget = memory_budget(args.memory_budget);
+        assert_eq!(budget.map(|b| b.bytes), Some(3 << 29));
+        for bad in ["0", "-2", "NaN", "lots"] {
+            assert!(cli(&["--memory-budget", bad]).is_err(), "{bad}");
+        }
+        Ok(())
     }
 
     fn dpo(reference_free: bool) -> PreferenceLossConfig {

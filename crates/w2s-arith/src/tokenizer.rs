@@ -9,7 +9,9 @@
 //! 6), and decoding is the exact concatenation of the pieces (the `Fuse` decoder). Any text of the task's templates, the
 //! `Question:`/`Answer:` prompts and the calculator annotations encodes without an unknown piece.
 //!
-//! Ids: `<unk>` 0, `<s>` 1 (BOS), `</s>` 2 (EOS), `<pad>` 3, then the pieces.
+//! Ids: `<unk>` 0, `<s>` 1 (BOS), `</s>` 2 (EOS), `<pad>` 3, then the pieces. The file's
+//! post-processor puts BOS before every text, as a Llama-2 `tokenizer.json` does, so every
+//! reader that follows the tokenizer's own rule (w2s, transformers) adds it.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +19,7 @@ use std::path::Path;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::models::wordlevel::WordLevel;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::render::{NAMES, OBJECTS, TEMPLATE_WORDS};
@@ -88,6 +91,17 @@ pub fn build() -> Result<Tokenizer> {
     let mut tokenizer = Tokenizer::new(model);
     tokenizer.with_pre_tokenizer(Some(split));
     tokenizer.with_decoder(Some(Fuse::new()));
+    // BOS starts every text, said in the file itself, so w2s and transformers both add it by
+    // the tokenizer's own rule (as a Llama-2 tokenizer.json does); EOS is left to the trainers.
+    let bos = SPECIALS[BOS_ID as usize];
+    let post_processor = TemplateProcessing::builder()
+        .try_single(format!("{bos} $A"))
+        .and_then(|b| b.try_pair(format!("{bos} $A $B:1")))
+        .map_err(|e| fail(&e))?
+        .special_tokens(vec![(bos, BOS_ID)])
+        .build()
+        .map_err(|e| fail(&e))?;
+    tokenizer.with_post_processor(Some(post_processor));
     let specials: Vec<AddedToken> = SPECIALS
         .iter()
         .map(|s| AddedToken::from(s.to_string(), true))
@@ -154,6 +168,21 @@ mod tests {
             .decode(&with_eos, true)
             .map_err(|e| ArithError::Invalid(e.to_string()))?;
         assert_eq!(text, "Question: Start with 7.\nAnswer:");
+        Ok(())
+    }
+
+    #[test]
+    fn the_file_adds_bos_first_and_nothing_else() -> Result<()> {
+        let tokenizer = build()?;
+        let encode = |special: bool| -> Result<Vec<u32>> {
+            Ok(tokenizer
+                .encode("Start with 7.", special)
+                .map_err(|e| ArithError::Invalid(e.to_string()))?
+                .get_ids()
+                .to_vec())
+        };
+        let plain = encode(false)?;
+        assert_eq!(encode(true)?, [&[BOS_ID][..], &plain].concat());
         Ok(())
     }
 

@@ -44,3 +44,9 @@ pub use score::{score_tokens, TokenScores};
 pub use tokenizer::Tokenizer;
 pub use tokenizer_config::TokenizerConfig;
 pub use weights::{load_weights, save_weights, SaveDtype, SaveOptions};
+
+/// The README's example, compiled as a doctest so it stays true (not run: it needs a model
+/// directory).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -254,6 +254,27 @@ struct PairTerms<B: Backend> {
     log_odds: Option<[Tensor<B, 1>; 2]>,
 }
 
+impl<B: Backend> PairTerms<B> {
+    /// The terms of a length-normalized loss (SimPO, ORPO): its rewards are β times the mean
+    /// log-probs `c̄` and `r̄`, which are also the log-probs it reports.
+    fn length_normalized(
+        losses: Tensor<B, 1>,
+        chosen_mean: Tensor<B, 1>,
+        rejected_mean: Tensor<B, 1>,
+        beta: f64,
+        log_odds: Option<[Tensor<B, 1>; 2]>,
+    ) -> Self {
+        PairTerms {
+            losses,
+            chosen_rewards: chosen_mean.clone().mul_scalar(beta),
+            rejected_rewards: rejected_mean.clone().mul_scalar(beta),
+            chosen_logps: chosen_mean,
+            rejected_logps: rejected_mean,
+            log_odds,
+        }
+    }
+}
+
 /// The DPO family's log-ratios `(u, v) = (πc − ρc, πr − ρr)`, with `ρ = 0` when the loss is
 /// reference-free.
 fn log_ratios<B: Backend>(
@@ -306,14 +327,7 @@ fn simpo_terms<B: Backend>(
         simpo_logits(c.clone(), r.clone(), beta, margin),
         label_smoothing,
     );
-    PairTerms {
-        losses,
-        chosen_rewards: c.clone().mul_scalar(beta),
-        rejected_rewards: r.clone().mul_scalar(beta),
-        chosen_logps: c,
-        rejected_logps: r,
-        log_odds: None,
-    }
+    PairTerms::length_normalized(losses, c, r, beta, None)
 }
 
 /// ORPO's odds-ratio term on the length-averaged log-probs (its NLL term is added by the
@@ -327,14 +341,7 @@ fn orpo_terms<B: Backend>(
     let odds = orpo_log_odds(c.clone(), r.clone());
     let losses = orpo_ratio_loss(odds.clone(), beta);
     let ratio = log_sigmoid(odds.clone().detach());
-    PairTerms {
-        losses,
-        chosen_rewards: c.clone().mul_scalar(beta),
-        rejected_rewards: r.clone().mul_scalar(beta),
-        chosen_logps: c,
-        rejected_logps: r,
-        log_odds: Some([odds.detach(), ratio]),
-    }
+    PairTerms::length_normalized(losses, c, r, beta, Some([odds.detach(), ratio]))
 }
 
 fn check_shapes<B: Backend>(inputs: &PreferenceInputs<B>) -> Result<()> {

@@ -41,26 +41,36 @@ pub struct TokenizedPair {
     pub rejected: Vec<u32>,
 }
 
+/// The prompt's ids and each completion's, with the special tokens the model's tokenizer adds
+/// (BOS before the prompt, for a tokenizer whose files say so), then `eos` after a completion
+/// that does not already end with it (TRL's rule).
 fn encode_parts(
     tokenizer: &Tokenizer,
     prompt: &str,
     completions: &[&str],
     eos: Option<u32>,
 ) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
-    let prompt = tokenizer.encode(prompt, true)?;
+    let mut prompt_ids = Vec::new();
     let completions = completions
         .iter()
         .map(|text| {
-            let mut ids = tokenizer.encode(text, false)?;
-            ids.extend(eos);
+            let (prompt, mut ids) = tokenizer.encode_prompt_completion(prompt, text)?;
+            prompt_ids = prompt;
+            if let Some(eos) = eos.filter(|&eos| ids.last() != Some(&eos)) {
+                ids.push(eos);
+            }
             Ok(ids)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok((prompt, completions))
+    if completions.is_empty() {
+        prompt_ids = tokenizer.encode_with_special_tokens(prompt)?;
+    }
+    Ok((prompt_ids, completions))
 }
 
-/// Tokenizes SFT examples: the prompt with BOS, the completion without, then `eos` if given.
-/// Prompt and completion are encoded separately, so the boundary is exact.
+/// Tokenizes SFT examples: the prompt with the special tokens the model's tokenizer puts first
+/// (BOS, when its files say so), the completion, then `eos` if given. Prompt and completion are
+/// encoded separately, so the boundary is exact.
 pub fn tokenize_sft(
     examples: &[SftExample],
     tokenizer: &Tokenizer,

@@ -52,6 +52,13 @@ pub enum TrainError {
         reason: String,
     },
 
+    /// The memory plan of a stage is larger than the memory budget; nothing was run.
+    #[error("not enough memory: {reason}")]
+    OverMemoryBudget {
+        /// What the stage needs, its largest parts, and what to change.
+        reason: String,
+    },
+
     // === Files ===
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]

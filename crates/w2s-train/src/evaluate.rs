@@ -65,7 +65,7 @@ pub fn evaluate<B: Backend>(
         let prompts: Vec<String> = chunk.iter().map(|p| zero_shot(&p.question)).collect();
         let ids = prompts
             .iter()
-            .map(|p| tokenizer.encode(p, true))
+            .map(|p| tokenizer.encode_with_special_tokens(p))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         for g in generate(model, &ids, generation, Some(tokenizer), &device)? {
             let problem = &chunk[g.prompt_index];

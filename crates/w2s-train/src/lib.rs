@@ -10,6 +10,8 @@
 //!   crash-safe checkpoints ([`checkpoint`]) from which a run resumes exactly.
 //! - [`sample_dataset`]: n seeded samples per prompt over a dataset, as resumable JSONL.
 //! - [`evaluate`]: greedy answers over a split, graded by w2s-eval into its report.
+//! - [`memory_plan`]: what a training or sampling stage will hold, printed before it starts and
+//!   checked against the memory there is.
 //! - [`pipeline`]: the whole weak-to-strong method as stages over a run directory.
 //! - [`study`]: the supervision-quality study (hard vs subtask supervision, step-wise error rate,
 //!   subtasks vs rephrased copies) over the same run directory.
@@ -22,6 +24,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod evaluate;
+pub mod memory_plan;
 mod metrics_log;
 pub mod optimizer;
 pub mod pipeline;
@@ -38,6 +41,10 @@ pub use checkpoint::{latest_checkpoint, load_checkpoint, Checkpoint, TrainerStat
 pub use config::{LrSchedule, Overlong, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, EvalRun};
+pub use memory_plan::{
+    parameter_count, trained_parameter_count, MemoryBudget, MemoryPlan, MicroBatch, SamplingShape,
+    TrainingShape,
+};
 pub use preference::{
     load_reference_cache, precompute_reference, save_reference_cache, train_preference, Reference,
 };

@@ -411,6 +411,17 @@ impl<B> Objective<B> for Preference<B::InnerBackend>
 where
     B: AutodiffBackend + ChunkedLogprobsBackend,
 {
+    fn rows_per_record(&self) -> usize {
+        2
+    }
+
+    fn reference_params(&self) -> usize {
+        match &self.reference {
+            Reference::Model(model) => model.num_params(),
+            Reference::None | Reference::Precomputed { .. } => 0,
+        }
+    }
+
     fn config_json(&self) -> Value {
         serde_json::json!({
             "type": "preference",

@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use w2s_curation::record::Sample;
 use w2s_data::jsonl::write_jsonl;
-use w2s_llama::{generate, GenerationConfig, Llama, Tokenizer};
+use w2s_llama::{generate, GenerationConfig, Llama, LlamaConfig, Tokenizer};
 
 use crate::error::{Result, TrainError};
+use crate::memory_plan::{print_and_check, MemoryPlan, SamplingShape};
 use crate::metrics_log::progress_bar;
 
 /// One prompt to sample: `{"id", "prompt", ...}`; other fields are copied to every sample.
@@ -46,12 +47,16 @@ pub struct SamplingSummary {
     pub written: usize,
 }
 
-/// Samples `generation.num_samples` responses to every prompt into `output` (see module docs).
+/// Samples `generation.num_samples` responses to every prompt into `output` (see module docs),
+/// after printing the memory plan ([`crate::memory_plan`]) of the model with `llama_config`
+/// unless `quiet`.
 ///
 /// # Errors
 /// Duplicate ids, an unreadable existing output, tokenizer and generation errors.
+#[allow(clippy::too_many_arguments)]
 pub fn sample_dataset<B: Backend>(
     model: &Llama<B>,
+    llama_config: &LlamaConfig,
     tokenizer: &Tokenizer,
     prompts: &[PromptRecord],
     generation: &GenerationConfig,
@@ -74,6 +79,17 @@ pub fn sample_dataset<B: Backend>(
             });
         }
     }
+    let encoded = prompts
+        .iter()
+        .map(|p| tokenizer.encode_with_special_tokens(&p.prompt))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let memory = MemoryPlan::sampling(&SamplingShape {
+        model: llama_config,
+        rows: prompts_per_batch.min(prompts.len()) * generation.num_samples,
+        prompt_len: encoded.iter().map(Vec::len).max().unwrap_or(0),
+        max_new_tokens: generation.max_new_tokens,
+    });
+    print_and_check(&memory, None, quiet)?;
     let done = completed_ids(output, generation.num_samples)?;
     let already_done = prompts.iter().filter(|p| done.contains(&p.id)).count();
     let mut file = OpenOptions::new()
@@ -84,19 +100,18 @@ pub fn sample_dataset<B: Backend>(
     let device = crate::scoring::model_device(model);
     let bar = progress_bar(prompts.len(), already_done, "prompts", quiet);
     let mut written = 0;
-    for (k, chunk) in prompts.chunks(prompts_per_batch).enumerate() {
+    let chunks = prompts
+        .chunks(prompts_per_batch)
+        .zip(encoded.chunks(prompts_per_batch));
+    for (k, (chunk, ids)) in chunks.enumerate() {
         if chunk.iter().all(|p| done.contains(&p.id)) {
             continue;
         }
-        let ids = chunk
-            .iter()
-            .map(|p| tokenizer.encode(&p.prompt, true))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
         let config = GenerationConfig {
             seed: chunk_seed(generation.seed, k),
             ..generation.clone()
         };
-        let generations = generate(model, &ids, &config, Some(tokenizer), &device)?;
+        let generations = generate(model, ids, &config, Some(tokenizer), &device)?;
         let mut text = String::new();
         for g in generations {
             let p = &chunk[g.prompt_index];

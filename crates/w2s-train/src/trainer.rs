@@ -9,6 +9,9 @@
 //! count for SFT, per-pair losses over the step's pair count for preferences), so accumulating `k`
 //! micro-batches gives the gradient of one batch `k` times the size.
 //!
+//! Before anything is written, the run's memory plan ([`crate::memory_plan`]) is printed and
+//! checked against [`TrainOptions::memory_budget`], so a run that cannot fit is refused up front.
+//!
 //! A resume continues from the newest checkpoint that loads and belongs to this run: same config,
 //! same batch plan, same token ids ([`Plan::fingerprint`]). Every checkpoint (the last step always
 //! makes one) also redraws `metrics.svg` from `metrics.jsonl`, so even a killed run has its chart.
@@ -30,6 +33,9 @@ use crate::checkpoint::{
 };
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::memory_plan::{
+    print_and_check, trained_parameter_count, MemoryBudget, MemoryPlan, MicroBatch, TrainingShape,
+};
 use crate::metrics_log::{progress_bar, MetricsLog, CHART_FILE, METRICS_FILE};
 use crate::optimizer::{adamw, clip_global_norm};
 use crate::schedule::learning_rate;
@@ -42,13 +48,16 @@ pub struct TrainOptions {
     pub output_dir: PathBuf,
     /// Continue from the newest checkpoint in `output_dir` that loads, when there is one.
     pub resume: bool,
-    /// No progress bar.
+    /// No progress bar and no printed memory plan.
     pub quiet: bool,
     /// Saved into the final model directory, so it is a complete HF model directory.
     pub tokenizer: Option<Tokenizer>,
     /// Stop after this many steps as if the process were killed there: no final save. For
     /// time-boxed jobs and for testing resume.
     pub halt_after: Option<usize>,
+    /// Refuse to start when the run's memory plan ([`crate::memory_plan`]) is larger; `None`
+    /// prints the plan without checking it.
+    pub memory_budget: Option<MemoryBudget>,
 }
 
 impl TrainOptions {
@@ -60,6 +69,7 @@ impl TrainOptions {
             quiet: false,
             tokenizer: None,
             halt_after: None,
+            memory_budget: None,
         }
     }
 }
@@ -99,6 +109,14 @@ pub(crate) trait Objective<B: AutodiffBackend> {
     fn config_json(&self) -> Value;
     /// Padded-size cost of each record, for batching.
     fn lengths(&self) -> Vec<usize>;
+    /// Rows of the forward pass per record, whose tokens its [`Objective::lengths`] cost counts.
+    fn rows_per_record(&self) -> usize {
+        1
+    }
+    /// Parameters of a frozen model the objective holds beside the one it trains.
+    fn reference_params(&self) -> usize {
+        0
+    }
     /// Real (non-pad) tokens of a micro-batch's rows, for `num_tokens`.
     fn tokens(&self, batch: &[usize]) -> usize;
     /// Digest of every token id of the training records ([`crate::batching::token_digest`]),
@@ -135,9 +153,22 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
     skipped_records: usize,
 ) -> Result<TrainOutcome<B>> {
     config.validate()?;
+    let lengths = objective.lengths();
+    let memory = MemoryPlan::training(&TrainingShape {
+        model: llama_config,
+        config,
+        micro_batch: MicroBatch::largest(
+            &lengths,
+            objective.rows_per_record(),
+            config.batch_tokens,
+        ),
+        trained_params: trained_parameter_count(&model),
+        reference_params: objective.reference_params(),
+    });
+    print_and_check(&memory, options.memory_budget.as_ref(), options.quiet)?;
     let out = &options.output_dir;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    let plan = Plan::new(&objective.lengths(), config);
+    let plan = Plan::new(&lengths, config);
     let fingerprint = plan.fingerprint(objective.token_digest());
     let run_config = serde_json::json!({
         "train": config,

@@ -50,8 +50,9 @@ fn dpo_raises_margins_and_accuracy_on_held_in_pairs() -> anyhow::Result<()> {
     assert!(eval["rewards/margins"] > 0.1, "{eval:?}");
     assert!(eval["rewards/accuracies"] >= 0.99, "{eval:?}");
     assert!(eval["loss"] < std::f64::consts::LN_2 - 0.05, "{eval:?}");
-    let lines = step_lines(dir.path());
-    for key in [
+    // Every pair is two rows of a 3-token prompt and a 2-token response: 10 tokens, 8 pairs,
+    // 6 epochs.
+    let keys = [
         "rewards/chosen",
         "rewards/rejected",
         "rewards/accuracies",
@@ -60,17 +61,8 @@ fn dpo_raises_margins_and_accuracy_on_held_in_pairs() -> anyhow::Result<()> {
         "logps/rejected",
         "learning_rate",
         "num_tokens",
-    ] {
-        assert!(lines[0].get(key).is_some(), "metric {key} logged");
-    }
-    // Every pair is two rows of a 3-token prompt and a 2-token response: 10 tokens, 8 pairs,
-    // 6 epochs.
-    let seen: Vec<f64> = lines
-        .iter()
-        .filter_map(|l| l["num_tokens"].as_f64())
-        .collect();
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-    assert_eq!(seen.last().copied(), Some(10.0 * 8.0 * 6.0));
+    ];
+    assert_logged(&step_lines(dir.path()), &keys, 10.0 * 8.0 * 6.0);
     Ok(())
 }
 

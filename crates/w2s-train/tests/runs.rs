@@ -39,6 +39,7 @@ fn prompts(n: usize) -> Vec<PromptRecord> {
 #[test]
 fn interrupted_sampling_resumes_to_the_same_file() -> anyhow::Result<()> {
     let (model, tok) = model_and_tokenizer();
+    let llama = common::tiny_config(128);
     let config = GenerationConfig {
         max_new_tokens: 6,
         sampling: Sampling {
@@ -53,15 +54,15 @@ fn interrupted_sampling_resumes_to_the_same_file() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (whole, cut) = (dir.path().join("whole.jsonl"), dir.path().join("cut.jsonl"));
     let all = prompts(5);
-    let summary = sample_dataset(&model, &tok, &all, &config, 2, &whole, true)?;
+    let summary = sample_dataset(&model, &llama, &tok, &all, &config, 2, &whole, true)?;
     assert_eq!((summary.written, summary.already_done), (15, 0));
 
     // Interrupted after the first chunk, mid-way through writing a line of the second.
-    sample_dataset(&model, &tok, &all[..2], &config, 2, &cut, true)?;
+    sample_dataset(&model, &llama, &tok, &all[..2], &config, 2, &cut, true)?;
     let mut text = std::fs::read_to_string(&cut)?;
     text.push_str("{\"id\": \"q2\", \"prompt\": \"Quest");
     std::fs::write(&cut, text)?;
-    let resumed = sample_dataset(&model, &tok, &all, &config, 2, &cut, true)?;
+    let resumed = sample_dataset(&model, &llama, &tok, &all, &config, 2, &cut, true)?;
     assert_eq!((resumed.already_done, resumed.written), (2, 9));
     assert_eq!(
         std::fs::read_to_string(&whole)?,
@@ -79,6 +80,7 @@ fn interrupted_sampling_resumes_to_the_same_file() -> anyhow::Result<()> {
     }
     assert!(sample_dataset(
         &model,
+        &llama,
         &tok,
         &[all[0].clone(), all[0].clone()],
         &config,

@@ -30,23 +30,16 @@ fn sft_drives_the_loss_down_and_the_accuracy_up() -> anyhow::Result<()> {
         before <= 0.25 && after >= 0.75,
         "accuracy {before} -> {after}"
     );
-    for key in [
+    // Tokens seen so far: 8 rows of 5 tokens per epoch, 30 epochs.
+    let keys = [
         "learning_rate",
         "grad_norm",
         "num_tokens",
         "tokens_per_s",
         "epoch",
         "mean_token_accuracy",
-    ] {
-        assert!(lines[0].get(key).is_some(), "metric {key} logged");
-    }
-    // Tokens seen so far: 8 rows of 5 tokens per epoch, 30 epochs.
-    let seen: Vec<f64> = lines
-        .iter()
-        .filter_map(|l| l["num_tokens"].as_f64())
-        .collect();
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-    assert_eq!(seen.last().copied(), Some(5.0 * 8.0 * 30.0));
+    ];
+    assert_logged(&lines, &keys, 5.0 * 8.0 * 30.0);
     // The token accuracy follows the greedy accuracy: its first token is the learned answer.
     let accuracy = |l: &serde_json::Value| l["mean_token_accuracy"].as_f64().unwrap_or(f64::NAN);
     let (first, last) = (accuracy(&lines[0]), out.last_step["mean_token_accuracy"]);

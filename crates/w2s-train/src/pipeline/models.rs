@@ -207,6 +207,7 @@ pub fn answer<B: AutodiffBackend>(
     let per_batch = (decode.prompts_per_batch / num_samples).max(1);
     sample_dataset(
         &model,
+        &config,
         &tokenizer,
         prompts,
         &generation,

@@ -123,3 +123,21 @@ pub fn step_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .filter(|v| v.get("loss").is_some())
         .collect()
 }
+
+/// Asserts that the first step line logs every metric in `keys` and that `num_tokens` grows at
+/// every step and ends at `total_tokens`.
+pub fn assert_logged(lines: &[serde_json::Value], keys: &[&str], total_tokens: f64) {
+    for key in keys {
+        assert!(lines[0].get(key).is_some(), "metric {key} logged");
+    }
+    let seen: Vec<f64> = lines
+        .iter()
+        .map(|l| {
+            l["num_tokens"]
+                .as_f64()
+                .expect("num_tokens on every step line")
+        })
+        .collect();
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen.last().copied(), Some(total_tokens));
+}
