@@ -37,7 +37,10 @@ pub mod study;
 mod trainer;
 
 pub use batching::{tokenize_pairs, tokenize_sft, TokenizedPair, TokenizedSft};
-pub use checkpoint::{latest_checkpoint, load_checkpoint, Checkpoint, TrainerState};
+pub use checkpoint::{
+    checkpoints, latest_checkpoint, load_checkpoint, load_newest_checkpoint, Checkpoint,
+    TrainerState,
+};
 pub use config::{LrSchedule, Overlong, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, EvalRun};
