@@ -43,7 +43,8 @@ pub struct TokenizedPair {
 
 /// The prompt's ids and each completion's, with the special tokens the model's tokenizer adds
 /// (BOS before the prompt, for a tokenizer whose files say so), then `eos` after a completion
-/// that does not already end with it (TRL's rule).
+/// that does not already end with it (TRL's rule). Every completion is encoded with the prompt,
+/// which gives the same prompt ids each time.
 fn encode_parts(
     tokenizer: &Tokenizer,
     prompt: &str,
@@ -51,21 +52,16 @@ fn encode_parts(
     eos: Option<u32>,
 ) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
     let mut prompt_ids = Vec::new();
-    let completions = completions
-        .iter()
-        .map(|text| {
-            let (prompt, mut ids) = tokenizer.encode_prompt_completion(prompt, text)?;
-            prompt_ids = prompt;
-            if let Some(eos) = eos.filter(|&eos| ids.last() != Some(&eos)) {
-                ids.push(eos);
-            }
-            Ok(ids)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if completions.is_empty() {
-        prompt_ids = tokenizer.encode_with_special_tokens(prompt)?;
+    let mut encoded = Vec::with_capacity(completions.len());
+    for text in completions {
+        let (prompt, mut ids) = tokenizer.encode_prompt_completion(prompt, text)?;
+        if let Some(eos) = eos.filter(|&eos| ids.last() != Some(&eos)) {
+            ids.push(eos);
+        }
+        prompt_ids = prompt;
+        encoded.push(ids);
     }
-    Ok((prompt_ids, completions))
+    Ok((prompt_ids, encoded))
 }
 
 /// Tokenizes SFT examples: the prompt with the special tokens the model's tokenizer puts first
