@@ -112,6 +112,19 @@ pub enum LlamaError {
         message: String,
     },
 
+    // === Adapters ===
+    /// A LoRA config that cannot be used, or adapters attached where they cannot be.
+    #[error("LoRA: {0}")]
+    Lora(String),
+    /// A PEFT adapter directory w2s cannot load, with the file and what is wrong.
+    #[error("{path}: {reason}")]
+    Adapter {
+        /// adapter_config.json or adapter_model.safetensors.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+
     // === Inputs ===
     /// A prompt (plus the tokens to generate) does not fit in the model's context.
     #[error("prompt {index} has {prompt_len} tokens; with max_new_tokens = {max_new_tokens} it needs {needed} positions but the model's context is {context}")]

@@ -12,6 +12,9 @@
 //!   batches with a KV cache. With the `flex` feature, decoding on the flex backend multiplies
 //!   its few rows through an AVX-512 kernel and writes the cache in place (both in w2s-kernels).
 //! - [`ModelDir`] loads a whole HF model directory and saves it with its tokenizer files.
+//! - [`LoraConfig`] and [`Llama::with_lora`] attach LoRA adapters to a frozen base;
+//!   [`save_adapter`] / [`load_adapter`] read and write them in PEFT's layout, and
+//!   [`Llama::merge_adapters`] folds them into the base.
 //!
 //! The crate knows nothing about losses, data or training.
 
@@ -20,9 +23,11 @@ pub mod chat_template;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod lora;
 pub mod mask;
 pub mod model;
 pub mod model_dir;
+pub mod peft;
 mod python_json;
 pub mod rope;
 pub mod sampling;
@@ -36,9 +41,11 @@ pub use chat_template::{ChatMessage, ChatOptions, ChatTemplate};
 pub use config::{LlamaConfig, RopeConfig, RopeScaling, TokenIds};
 pub use error::{LlamaError, Result};
 pub use generate::{generate, FinishReason, Generation, GenerationConfig};
+pub use lora::{LoraAdapter, LoraConfig, LoraTarget, Projection};
 pub use mask::PaddingMask;
 pub use model::Llama;
 pub use model_dir::ModelDir;
+pub use peft::{load_adapter, save_adapter, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 pub use sampling::Sampling;
 pub use score::{score_tokens, TokenScores};
 pub use tokenizer::Tokenizer;

@@ -19,6 +19,7 @@ use w2s_kernels::{attention_probs, grouped_matmul, rms_norm, swiglu, Order};
 use crate::cache::KvCache;
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
+use crate::lora::{LoraConfig, Projection};
 use crate::mask::PaddingMask;
 use crate::rope::{inverse_frequencies, RopeTables};
 use w2s_kernels::matmul_2d;
@@ -27,13 +28,13 @@ use w2s_kernels::matmul_2d;
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
     /// Query projection `[d, h*e]`.
-    pub q_proj: Linear<B>,
+    pub q_proj: Projection<B>,
     /// Key projection `[d, g*e]`.
-    pub k_proj: Linear<B>,
+    pub k_proj: Projection<B>,
     /// Value projection `[d, g*e]`.
-    pub v_proj: Linear<B>,
+    pub v_proj: Projection<B>,
     /// Output projection `[h*e, d]`.
-    pub o_proj: Linear<B>,
+    pub o_proj: Projection<B>,
     #[module(skip)]
     num_heads: usize,
     #[module(skip)]
@@ -46,11 +47,11 @@ pub struct Attention<B: Backend> {
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[d, intermediate]`.
-    pub gate_proj: Linear<B>,
+    pub gate_proj: Projection<B>,
     /// `[d, intermediate]`.
-    pub up_proj: Linear<B>,
+    pub up_proj: Projection<B>,
     /// `[intermediate, d]`.
-    pub down_proj: Linear<B>,
+    pub down_proj: Projection<B>,
 }
 
 /// One pre-norm decoder layer.
@@ -90,6 +91,9 @@ pub struct Llama<B: Backend> {
     vocab_size: usize,
     #[module(skip)]
     max_positions: usize,
+    /// The adapters' config, when LoRA is attached ([`crate::lora`]).
+    #[module(skip)]
+    pub(crate) lora: Option<LoraConfig>,
 }
 
 fn linear<B: Backend>(d_in: usize, d_out: usize, std: f64, device: &B::Device) -> Linear<B> {
@@ -97,6 +101,15 @@ fn linear<B: Backend>(d_in: usize, d_out: usize, std: f64, device: &B::Device) -
         .with_bias(false)
         .with_initializer(Initializer::Normal { mean: 0.0, std })
         .init(device)
+}
+
+fn projection<B: Backend>(
+    d_in: usize,
+    d_out: usize,
+    std: f64,
+    device: &B::Device,
+) -> Projection<B> {
+    Projection::new(linear(d_in, d_out, std, device))
 }
 
 fn new_norm<B: Backend>(config: &LlamaConfig, device: &B::Device) -> RmsNorm<B> {
@@ -116,18 +129,18 @@ impl LlamaConfig {
         let layers = (0..self.num_hidden_layers)
             .map(|_| DecoderLayer {
                 self_attn: Attention {
-                    q_proj: linear(d, h * e, std, device),
-                    k_proj: linear(d, g * e, std, device),
-                    v_proj: linear(d, g * e, std, device),
-                    o_proj: linear(h * e, d, std, device),
+                    q_proj: projection(d, h * e, std, device),
+                    k_proj: projection(d, g * e, std, device),
+                    v_proj: projection(d, g * e, std, device),
+                    o_proj: projection(h * e, d, std, device),
                     num_heads: h,
                     num_kv_heads: g,
                     head_dim: e,
                 },
                 mlp: Mlp {
-                    gate_proj: linear(d, self.intermediate_size, std, device),
-                    up_proj: linear(d, self.intermediate_size, std, device),
-                    down_proj: linear(self.intermediate_size, d, std, device),
+                    gate_proj: projection(d, self.intermediate_size, std, device),
+                    up_proj: projection(d, self.intermediate_size, std, device),
+                    down_proj: projection(self.intermediate_size, d, std, device),
                 },
                 input_layernorm: new_norm(self, device),
                 post_attention_layernorm: new_norm(self, device),
@@ -147,6 +160,7 @@ impl LlamaConfig {
             inv_freq: inverse_frequencies(&self.rope()?, e),
             vocab_size: self.vocab_size,
             max_positions: self.max_position_embeddings,
+            lora: None,
         })
     }
 }
@@ -197,11 +211,9 @@ impl<B: Backend> Attention<B> {
         // (one fused pass on flex); V's heads axis moves forward as a view, which the per-head
         // products read strided.
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, e]);
-        let q = tables
-            .query
-            .apply(heads(project(&self.q_proj, x.clone()), h));
-        let k = tables.key.apply(heads(project(&self.k_proj, x.clone()), g));
-        let v = heads(project(&self.v_proj, x), g).swap_dims(1, 2);
+        let q = tables.query.apply(heads(self.q_proj.forward(x.clone()), h));
+        let k = tables.key.apply(heads(self.k_proj.forward(x.clone()), g));
+        let v = heads(self.v_proj.forward(x), g).swap_dims(1, 2);
         let (k, v) = match cache {
             Some((cache, layer)) => cache.extend(layer, k, v),
             None => (k, v),
@@ -212,14 +224,15 @@ impl<B: Backend> Attention<B> {
         let probs = attention_probs(scores, tables.bias.clone(), scale);
         // `[b, s, h, e]`, the layout the output projection reads.
         let out = grouped_matmul(probs, v, Order::RowsFirst);
-        project(&self.o_proj, out.reshape([b, s, h * e]))
+        self.o_proj.forward(out.reshape([b, s, h * e]))
     }
 }
 
 impl<B: Backend> Mlp<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = project(&self.gate_proj, x.clone());
-        project(&self.down_proj, swiglu(gate, project(&self.up_proj, x)))
+        let gate = self.gate_proj.forward(x.clone());
+        self.down_proj
+            .forward(swiglu(gate, self.up_proj.forward(x)))
     }
 }
 
@@ -286,7 +299,7 @@ impl<B: Backend> Llama<B> {
     /// Projects hidden states `[b, s, d]` to logits `[b, s, v]`.
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.lm_head {
-            Some(head) => project(head, hidden),
+            Some(head) => matmul_2d(hidden, head.weight.val()),
             // The transposed embedding as a view: lifting it to 3-D would make burn copy the
             // whole [v, d] matrix on every call (measured 12x slower on flex).
             None => matmul_2d(hidden, self.model.embed_tokens.weight.val().transpose()),
@@ -361,13 +374,6 @@ impl<B: Backend> Llama<B> {
     }
 }
 
-/// `x W` for a [`Linear`] with weight `[d_in, d_out]`: `[b, s, d_in] -> [b, s, d_out]`, as one
-/// 2-D product (burn's `Linear::forward` would run one product per batch row on flex). Llama's
-/// linear maps have no bias (the config rejects `attention_bias` and `mlp_bias`).
-fn project<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    matmul_2d(x, linear.weight.val())
-}
-
 /// `norm.forward(x)`, fused (see `w2s_kernels::rms_norm`).
 fn norm<B: Backend>(norm: &RmsNorm<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     rms_norm(x, norm.gamma.val(), norm.epsilon)
@@ -387,12 +393,13 @@ impl<B: Backend> Llama<B> {
             inv_freq: inverse_frequencies(&config.rope()?, config.head_dim()),
             vocab_size: config.vocab_size,
             max_positions: config.max_position_embeddings,
+            lora: None,
         })
     }
 }
 
 impl<B: Backend> Attention<B> {
-    pub(crate) fn from_projections(config: &LlamaConfig, [q, k, v, o]: [Linear<B>; 4]) -> Self {
+    pub(crate) fn from_projections(config: &LlamaConfig, [q, k, v, o]: [Projection<B>; 4]) -> Self {
         Self {
             q_proj: q,
             k_proj: k,

@@ -20,6 +20,7 @@ use w2s_data::write_atomic;
 
 use crate::config::LlamaConfig;
 use crate::error::{LlamaError, Result};
+use crate::lora::{LoraTarget, Projection};
 use crate::model::{norm_from, Attention, DecoderLayer, Llama, LlamaModel, Mlp, Parts};
 
 /// The single-file checkpoint name.
@@ -171,7 +172,7 @@ impl Files {
     }
 }
 
-fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     let file = std::fs::File::open(path).map_err(|e| LlamaError::io(path, e))?;
     // SAFETY: the map is read-only and lives only while loading; w2s never writes a checkpoint it
     // is reading (saves go to a temporary name first).
@@ -214,47 +215,36 @@ impl<B: Backend> Reader<'_, B> {
                 .push((name.to_string(), shape.to_vec(), view.shape().to_vec()));
             return None;
         }
-        let bytes = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                self.dtypes.push((name.to_string(), format!("{other:?}")));
-                return None;
+        match decode_floats(&view) {
+            Some(values) => Some(values),
+            None => {
+                self.dtypes
+                    .push((name.to_string(), format!("{:?}", view.dtype())));
+                None
             }
-        };
-        Some(values)
+        }
     }
 
     /// A bias-free linear layer from an HF `[out, in]` weight, stored as burn's `[in, out]`.
-    ///
-    /// The transpose happens here on the host so the parameter is a plain row-major tensor: a
-    /// transposed view would make every matmul of training and decoding read it strided.
     fn linear(&mut self, name: &str, d_in: usize, d_out: usize) -> Linear<B> {
         let hf = self
             .read(name, &[d_out, d_in])
             .unwrap_or_else(|| vec![0.0; d_out * d_in]);
-        let mut values = vec![0.0; d_in * d_out];
-        for (o, row) in hf.chunks_exact(d_in).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                values[i * d_out + o] = v;
-            }
-        }
-        let weight = Tensor::from_data(TensorData::new(values, [d_in, d_out]), self.device);
         Linear {
-            weight: Param::from_tensor(weight),
+            weight: Param::from_tensor(transposed(&hf, [d_out, d_in], self.device)),
             bias: None,
         }
+    }
+
+    /// The projection `target` of layer `layer`, without an adapter.
+    fn projection(
+        &mut self,
+        layer: usize,
+        target: LoraTarget,
+        [d_in, d_out]: [usize; 2],
+    ) -> Projection<B> {
+        let name = format!("model.layers.{layer}.{}.weight", target.path());
+        Projection::new(self.linear(&name, d_in, d_out))
     }
 
     fn all_names(&self) -> BTreeSet<String> {
@@ -263,6 +253,45 @@ impl<B: Backend> Reader<'_, B> {
             .flat_map(|f| f.names().into_iter().map(str::to_string))
             .collect()
     }
+}
+
+/// The values of a float tensor in f32, row-major; `None` for a dtype w2s cannot read.
+pub(crate) fn decode_floats(view: &safetensors::tensor::TensorView<'_>) -> Option<Vec<f32>> {
+    let bytes = view.data();
+    Some(match view.dtype() {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// The `[rows, cols]` row-major `values` as a `[cols, rows]` tensor: HF's `[out, in]` linear
+/// weights become burn's `[in, out]`.
+///
+/// The transpose happens here on the host so the parameter is a plain row-major tensor: a
+/// transposed view would make every matmul of training and decoding read it strided.
+pub(crate) fn transposed<B: Backend>(
+    values: &[f32],
+    [rows, cols]: [usize; 2],
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let mut out = vec![0.0; rows * cols];
+    for (r, row) in values.chunks_exact(cols).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * rows + r] = v;
+        }
+    }
+    Tensor::from_data(TensorData::new(out, [cols, rows]), device)
 }
 
 /// Loads the weights of `dir` (single file or sharded) into a model for `config`.
@@ -297,16 +326,16 @@ pub fn load_weights<B: Backend>(
                 self_attn: Attention::from_projections(
                     config,
                     [
-                        r.linear(&format!("{p}.self_attn.q_proj.weight"), d, h * e),
-                        r.linear(&format!("{p}.self_attn.k_proj.weight"), d, g * e),
-                        r.linear(&format!("{p}.self_attn.v_proj.weight"), d, g * e),
-                        r.linear(&format!("{p}.self_attn.o_proj.weight"), h * e, d),
+                        r.projection(layer, LoraTarget::QProj, [d, h * e]),
+                        r.projection(layer, LoraTarget::KProj, [d, g * e]),
+                        r.projection(layer, LoraTarget::VProj, [d, g * e]),
+                        r.projection(layer, LoraTarget::OProj, [h * e, d]),
                     ],
                 ),
                 mlp: Mlp {
-                    gate_proj: r.linear(&format!("{p}.mlp.gate_proj.weight"), d, i),
-                    up_proj: r.linear(&format!("{p}.mlp.up_proj.weight"), d, i),
-                    down_proj: r.linear(&format!("{p}.mlp.down_proj.weight"), i, d),
+                    gate_proj: r.projection(layer, LoraTarget::GateProj, [d, i]),
+                    up_proj: r.projection(layer, LoraTarget::UpProj, [d, i]),
+                    down_proj: r.projection(layer, LoraTarget::DownProj, [i, d]),
                 },
                 input_layernorm: norm_from(
                     config,
@@ -350,9 +379,10 @@ pub fn load_weights<B: Backend>(
     Llama::from_parts(config, Parts { model, lm_head })
 }
 
-/// The model's tensors under their HF names and in HF orientation, in checkpoint order.
+/// The model's tensors under their HF names and in HF orientation, in checkpoint order. A
+/// projection with an adapter contributes its merged weight, so the checkpoint computes what the
+/// model does.
 fn hf_tensors<B: Backend>(model: &Llama<B>) -> Vec<(String, Tensor<B, 2>)> {
-    let linear = |l: &Linear<B>| l.weight.val().transpose();
     let vector = |t: Tensor<B, 1>| t.unsqueeze::<2>();
     let mut out = vec![(
         "model.embed_tokens.weight".to_string(),
@@ -360,24 +390,15 @@ fn hf_tensors<B: Backend>(model: &Llama<B>) -> Vec<(String, Tensor<B, 2>)> {
     )];
     for (layer, block) in model.model.layers.iter().enumerate() {
         let p = format!("model.layers.{layer}");
-        let a = &block.self_attn;
+        out.extend(LoraTarget::ALL.map(|target| {
+            let mut projection = block.projection(target).clone();
+            projection.merge();
+            (
+                format!("{p}.{}.weight", target.path()),
+                projection.base.weight.val().transpose(),
+            )
+        }));
         out.extend([
-            (format!("{p}.self_attn.q_proj.weight"), linear(&a.q_proj)),
-            (format!("{p}.self_attn.k_proj.weight"), linear(&a.k_proj)),
-            (format!("{p}.self_attn.v_proj.weight"), linear(&a.v_proj)),
-            (format!("{p}.self_attn.o_proj.weight"), linear(&a.o_proj)),
-            (
-                format!("{p}.mlp.gate_proj.weight"),
-                linear(&block.mlp.gate_proj),
-            ),
-            (
-                format!("{p}.mlp.up_proj.weight"),
-                linear(&block.mlp.up_proj),
-            ),
-            (
-                format!("{p}.mlp.down_proj.weight"),
-                linear(&block.mlp.down_proj),
-            ),
             (
                 format!("{p}.input_layernorm.weight"),
                 vector(block.input_layernorm.gamma.val()),
@@ -393,13 +414,13 @@ fn hf_tensors<B: Backend>(model: &Llama<B>) -> Vec<(String, Tensor<B, 2>)> {
         vector(model.model.norm.gamma.val()),
     ));
     if let Some(head) = &model.lm_head {
-        out.push(("lm_head.weight".to_string(), linear(head)));
+        out.push(("lm_head.weight".to_string(), head.weight.val().transpose()));
     }
     out
 }
 
 /// One tensor ready to be written.
-struct Encoded {
+pub(crate) struct Encoded {
     name: String,
     shape: Vec<usize>,
     dtype: Dtype,
@@ -421,7 +442,11 @@ impl safetensors::View for &Encoded {
     }
 }
 
-fn encode<B: Backend>(name: String, tensor: Tensor<B, 2>, dtype: SaveDtype) -> Result<Encoded> {
+pub(crate) fn encode<B: Backend>(
+    name: String,
+    tensor: Tensor<B, 2>,
+    dtype: SaveDtype,
+) -> Result<Encoded> {
     let [rows, cols] = tensor.dims();
     // Vectors were lifted to [1, n] for a uniform list; HF stores them 1-D.
     let shape = if name.ends_with("norm.weight") {
@@ -483,18 +508,6 @@ pub fn save_weights<B: Backend>(
         let last = shards.len() - 1;
         shards[last].push(tensor);
     }
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    let write_shard = |path: &Path, shard: &[&Encoded]| {
-        // safetensors writes to a path; the atomic file's sync covers what it wrote there.
-        write_atomic(path, |file| {
-            safetensors::serialize_to_file(
-                shard.iter().map(|t| (t.name.as_str(), *t)),
-                metadata.clone(),
-                file.tmp_path(),
-            )
-            .map_err(std::io::Error::other)
-        })
-    };
     let config_json = config.to_json(options.dtype.torch_name());
     write_atomic(dir.join("config.json"), |file| {
         file.write_all(config_json.as_bytes())
@@ -508,13 +521,13 @@ pub fn save_weights<B: Backend>(
     };
     if shards.len() == 1 {
         remove_stale(INDEX_FILE)?;
-        return Ok(write_shard(&dir.join(SINGLE_FILE), &shards[0])?);
+        return write_safetensors(&dir.join(SINGLE_FILE), &shards[0]);
     }
     let count = shards.len();
     let mut weight_map = BTreeMap::new();
     for (i, shard) in shards.iter().enumerate() {
         let file = format!("model-{:05}-of-{count:05}.safetensors", i + 1);
-        write_shard(&dir.join(&file), shard)?;
+        write_safetensors(&dir.join(&file), shard)?;
         for t in shard {
             weight_map.insert(t.name.clone(), file.clone());
         }
@@ -526,4 +539,19 @@ pub fn save_weights<B: Backend>(
         file.write_all(index.to_string().as_bytes())
     })?;
     remove_stale(SINGLE_FILE)
+}
+
+/// Writes `tensors` to one safetensors file atomically, with the `{"format": "pt"}` metadata
+/// transformers and PEFT write.
+pub(crate) fn write_safetensors(path: &Path, tensors: &[&Encoded]) -> Result<()> {
+    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    // safetensors writes to a path; the atomic file's sync covers what it wrote there.
+    Ok(write_atomic(path, |file| {
+        safetensors::serialize_to_file(
+            tensors.iter().map(|t| (t.name.as_str(), *t)),
+            metadata,
+            file.tmp_path(),
+        )
+        .map_err(std::io::Error::other)
+    })?)
 }
