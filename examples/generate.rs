@@ -5,7 +5,10 @@
 //! `id` (its line number when it has none), the prompt text the model saw and the generated
 //! text, then every other field of the input line (a benchmark's gold `answer`, say), then
 //! `sample_index`, `output_ids` and `finish_reason`. With `--num-samples N` each input line gives
-//! N lines with the same id. So `grade --input` and `curate` read the output as it is:
+//! N lines with the same id. A line may hold a conversation, `"messages": [{"role", "content"},
+//! ...]`, instead of a prompt: the model's chat template renders it with the generation prompt,
+//! and the output's `prompt` is that rendering (`prompt_ids` what the model saw). So
+//! `grade --input` and `curate` read the output as it is:
 //!
 //! ```text
 //! cargo run --release --example generate -- --model weak/ --input gsm8k_test.jsonl \
@@ -41,8 +44,9 @@ struct Args {
     /// A prompt as comma-separated token ids, e.g. 1,2,3.
     #[arg(long, group = "source", value_delimiter = ',')]
     prompt_ids: Option<Vec<u32>>,
-    /// A JSONL file of prompts: each line has "prompt" (text) or "prompt_ids"; every field is
-    /// carried to the output lines.
+    /// A JSONL file of prompts: each line has "prompt" (text), "messages" (a conversation,
+    /// rendered by the model's chat template with the generation prompt) or "prompt_ids"; every
+    /// field is carried to the output lines.
     #[arg(long, group = "source")]
     input: Option<PathBuf>,
     /// Most tokens to generate per sample.
@@ -116,6 +120,8 @@ fn main() -> Result<()> {
         rows: args.batch_size.get().min(lines.lines().len()) * config.num_samples,
         prompt_len: lines.lines().iter().map(|l| l.ids.len()).max().unwrap_or(0),
         max_new_tokens: config.max_new_tokens,
+        lora: dir.model.lora(),
+        base_dtype: dir.model.base_dtype(),
     });
     print_and_check(&plan, memory_budget(args.memory_budget).as_ref(), false)?;
     lines.run(args.batch_size, args.io.output.as_deref(), |batch| {

@@ -1,7 +1,9 @@
 //! Preference optimization of a HF Llama checkpoint on `{"prompt", "chosen", "rejected"}` JSONL:
-//! DPO, IPO, hinge, robust DPO, ORPO or SimPO. Losses with a reference use the starting model as
-//! reference; by default its log-probs are computed once before training (and cached in
-//! `OUTPUT/reference_logps.json`), so only one model is held in memory.
+//! DPO, IPO, hinge, robust DPO, ORPO or SimPO. The three fields are strings, or lists of messages
+//! `{"role", "content"}` (TRL's conversational form: the prompt's turns, then each response's
+//! assistant turns), which the model's chat template renders. Losses with a reference use the
+//! starting model as reference; by default its log-probs are computed once before training (and
+//! cached in `OUTPUT/reference_logps.json`), so only one model is held in memory.
 //!
 //! ```text
 //! cargo run --release --example preference -- --model mplus/ --train pairs.jsonl \
@@ -21,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use burn::module::AutodiffModule;
 use clap::{Parser, ValueEnum};
 use w2s::backend;
-use w2s::curation::record::PreferencePair;
+use w2s::curation::record::PreferenceRecord;
 use w2s::losses::PreferenceLossConfig;
 use w2s::train::{
     load_reference_cache, precompute_reference, save_reference_cache, tokenize_pairs,
@@ -120,19 +122,20 @@ fn main() -> Result<()> {
     let args: Args = parse_with_defaults(&defaults);
     let loss = loss_config(&args)?;
     loss.validate()?;
-    let mode = reference_mode(&loss, args.reference)?;
     let run = &args.run;
     let config = run.train_config(&defaults)?;
+    let mode = reference_mode(&loss, args.reference, config.lora.is_some())?;
     let Start {
         dir,
         tokenizer,
         eos,
-    } = run.start()?;
+    } = run.start(&config)?;
     let (train, eval) =
-        run.datasets(|pairs: &[PreferencePair]| tokenize_pairs(pairs, &tokenizer, eos))?;
+        run.datasets(|pairs: &[PreferenceRecord]| tokenize_pairs(pairs, &tokenizer, eos))?;
     let reference = match mode {
         ReferenceMode::None => Reference::None,
         ReferenceMode::Model => Reference::Model(Box::new(dir.model.valid())),
+        ReferenceMode::AdaptersOff => Reference::AdaptersOff,
         ReferenceMode::Precomputed => {
             std::fs::create_dir_all(&run.output)
                 .with_context(|| format!("creating --output {}", run.output.display()))?;

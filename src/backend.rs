@@ -50,3 +50,27 @@ pub fn name() -> &'static str {
         "flex"
     }
 }
+
+/// How a frozen base's weights are held (`--base-dtype`): inference, and LoRA training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BaseDtype {
+    /// bf16 on GPU backends, f32 on CPU ones (w2s's fused CPU kernels run in f32 only).
+    #[default]
+    Auto,
+    /// 32-bit floats.
+    F32,
+    /// bfloat16: half the memory; norms' statistics, softmax, logits and losses stay f32.
+    Bf16,
+}
+
+impl BaseDtype {
+    /// The dtype this choice means on the compiled-in backend.
+    pub fn resolve(self) -> burn::tensor::FloatDType {
+        use burn::tensor::FloatDType;
+        match self {
+            BaseDtype::Auto if matches!(name(), "cuda" | "wgpu") => FloatDType::BF16,
+            BaseDtype::Auto | BaseDtype::F32 => FloatDType::F32,
+            BaseDtype::Bf16 => FloatDType::BF16,
+        }
+    }
+}

@@ -14,10 +14,13 @@
 //!
 //! [`backend`] picks the tensor backend from cargo features for the example binaries;
 //! [`train_args`] holds the command-line options the `sft` and `preference` examples share;
-//! [`model_io`] runs a model over JSONL lines for the `generate` and `score` examples.
+//! [`model_io`] runs a model over JSONL lines for the `generate` and `score` examples;
+//! [`throughput`] measures the trainers' steps for `benches/training.rs` and the `gpu_check`
+//! example.
 
 pub mod backend;
 pub mod model_io;
+pub mod throughput;
 pub mod train_args;
 
 pub use w2s_arith as arith;

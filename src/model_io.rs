@@ -6,6 +6,11 @@
 //! Every output line keeps the fields of its input line, so what a run adds travels on to the
 //! next tool without glue: `generate` writes curation samples `{"id", "prompt", "response", ...}`
 //! that `grade` and `curate` read as they are, with the benchmark's gold answer still on them.
+//!
+//! A `generate` line may hold a conversation instead of a prompt (`"messages"`, TRL's
+//! conversational form): the model's chat template renders it with the generation prompt, as
+//! transformers' `apply_chat_template(..., add_generation_prompt=True)` does, and the rendering
+//! is encoded without added special tokens (the template writes its own).
 
 use std::io::{IsTerminal, StdoutLock, Write};
 use std::num::NonZeroUsize;
@@ -16,7 +21,10 @@ use burn::prelude::Backend;
 use clap::Args;
 use serde_json::Value;
 use w2s_data::jsonl::{BadLines, JsonlReader, JsonlWriter, Object};
-use w2s_llama::{generate, score_tokens, Generation, GenerationConfig, ModelDir, Tokenizer};
+use w2s_llama::{
+    generate, load_adapter, score_tokens, ChatMessage, ChatOptions, Generation, GenerationConfig,
+    ModelDir, Tokenizer,
+};
 
 /// The options every model run over lines has: the model, and where the output lines go.
 #[derive(Args, Debug)]
@@ -33,36 +41,55 @@ pub struct ModelIoArgs {
     /// transformers' `add_special_tokens=False`.
     #[arg(long, alias = "no-bos")]
     pub no_special_tokens: bool,
+    /// A LoRA adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors) to put on
+    /// --model: one made by `sft`/`preference` with --lora-r, or by PEFT.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
+    /// Hold the model's weights in this dtype (auto: bf16 on GPU backends, f32 on CPU).
+    #[arg(long, value_enum, default_value_t = crate::backend::BaseDtype::Auto)]
+    pub base_dtype: crate::backend::BaseDtype,
 }
 
 impl ModelIoArgs {
-    /// Loads `--model` on `device`.
+    /// Loads `--model` on `device` in `--base-dtype`, with `--adapter` on it when given.
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<ModelDir<B>> {
-        ModelDir::load(&self.model, device)
-            .with_context(|| format!("--model {}", self.model.display()))
+        let mut dir = ModelDir::load(&self.model, device)
+            .with_context(|| format!("--model {}", self.model.display()))?;
+        dir.model = dir.model.cast_base(self.base_dtype.resolve());
+        if let Some(adapter) = &self.adapter {
+            dir.model = load_adapter(dir.model, adapter, device)
+                .with_context(|| format!("--adapter {}", adapter.display()))?;
+        }
+        Ok(dir)
     }
 }
 
-/// Which fields of an input line hold its text or its token ids; the ids win when a line has
-/// both.
+/// Which fields of an input line hold its text, its conversation or its token ids; the ids win
+/// when a line has them. A line with both a text and a conversation is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputFields {
     /// The text, tokenized with the model's tokenizer.
     pub text: &'static str,
     /// The token ids, read as they are.
     pub ids: &'static str,
+    /// A list of messages `{"role", "content"}`, rendered by the model's chat template with the
+    /// generation prompt, for the model to answer; `None` where conversations are not read.
+    pub conversation: Option<&'static str>,
 }
 
-/// `generate`'s input: a `prompt` (TRL's field name) or its `prompt_ids`.
+/// `generate`'s input: a `prompt` (TRL's field name), its `prompt_ids`, or the conversation
+/// `messages` to answer.
 pub const PROMPT_FIELDS: InputFields = InputFields {
     text: "prompt",
     ids: "prompt_ids",
+    conversation: Some("messages"),
 };
 
 /// `score`'s input: a `text` or its `input_ids`.
 pub const SEQUENCE_FIELDS: InputFields = InputFields {
     text: "text",
     ids: "input_ids",
+    conversation: None,
 };
 
 /// One input line, ready for the model.
@@ -74,8 +101,8 @@ pub struct Line {
     pub record: Object,
     /// The token ids the model reads.
     pub ids: Vec<u32>,
-    /// The text the model reads: the line's text field, else its ids decoded (special tokens
-    /// left out); `None` for ids without a tokenizer to decode them.
+    /// The text the model reads: the line's text field or its conversation rendered, else its
+    /// ids decoded (special tokens left out); `None` for ids without a tokenizer to decode them.
     pub text: Option<String>,
 }
 
@@ -88,10 +115,14 @@ pub struct Lines {
 
 impl Lines {
     /// Reads every line of the JSONL file `path`: its token ids from `fields.ids`, else its
-    /// `fields.text` tokenized (with the model's special tokens when `special_tokens`).
+    /// `fields.conversation` rendered by the chat template and tokenized without added special
+    /// tokens, else its `fields.text` tokenized (with the model's special tokens when
+    /// `special_tokens`).
     ///
     /// # Errors
-    /// An unreadable file, a malformed line, or a line without either field, naming file and line.
+    /// An unreadable file, a malformed line, a line without any of the fields or with both a text
+    /// and a conversation, or a conversation the model has no chat template for (naming its
+    /// directory); each naming file and line.
     pub fn read(
         path: &Path,
         fields: InputFields,
@@ -210,6 +241,20 @@ fn input_of(
     origin: &str,
 ) -> Result<(Vec<u32>, Option<String>)> {
     let text = record.get(fields.text).and_then(Value::as_str);
+    let conversation = fields
+        .conversation
+        .and_then(|name| Some((name, record.get(name)?)));
+    if let (None, Some((name, messages))) = (record.get(fields.ids), conversation) {
+        if text.is_some() {
+            bail!("{origin}: give {:?} or {name:?}, not both", fields.text);
+        }
+        let messages: Vec<ChatMessage> =
+            serde_json::from_value(messages.clone()).with_context(|| {
+                format!("{origin}: {name:?} must be a list of {{\"role\", \"content\"}} messages")
+            })?;
+        let text = render(tokenizer, &messages, origin)?;
+        return Ok((encode(tokenizer, &text, false, origin)?, Some(text)));
+    }
     match (record.get(fields.ids), text) {
         (Some(ids), _) => {
             let ids: Vec<u32> = serde_json::from_value(ids.clone()).with_context(|| {
@@ -225,12 +270,30 @@ fn input_of(
             encode(tokenizer, text, special_tokens, origin)?,
             Some(text.to_string()),
         )),
-        (None, None) => bail!(
-            "{origin}: expected a {:?} string or a {:?} list",
-            fields.text,
-            fields.ids
-        ),
+        (None, None) => {
+            let conversation = fields
+                .conversation
+                .map(|name| format!(", a {name:?} list of messages"))
+                .unwrap_or_default();
+            bail!(
+                "{origin}: expected a {:?} string{conversation} or a {:?} list",
+                fields.text,
+                fields.ids
+            )
+        }
     }
+}
+
+/// `messages` rendered by the model's chat template, ending with the generation prompt.
+fn render(tokenizer: Option<&Tokenizer>, messages: &[ChatMessage], origin: &str) -> Result<String> {
+    let Some(tokenizer) = tokenizer else {
+        bail!(
+            "{origin}: a conversation needs the model directory's tokenizer.json, which it lacks"
+        );
+    };
+    tokenizer
+        .apply_chat_template(messages, &ChatOptions::generation())
+        .with_context(|| format!("{origin}: rendering the conversation"))
 }
 
 fn encode(
@@ -442,6 +505,56 @@ mod tests {
     }
 
     #[test]
+    fn a_conversation_is_answered_through_the_chat_template() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let dir = arithmetic_model(tmp.path())?;
+        let input = tmp.path().join("in.jsonl");
+        let line = serde_json::json!({"id": "q", "messages": [
+            {"role": "user", "content": "Question: 3 + 4"}]});
+        w2s_data::jsonl::write_jsonl(&input, [&line])?;
+        // The built-in model has no chat template: the error names the line and the model.
+        let err = Lines::read(&input, PROMPT_FIELDS, dir.tokenizer.as_ref(), true)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.starts_with(&format!("{}:1:", input.display())), "{err}");
+        assert!(err.contains(&dir.path.display().to_string()), "{err}");
+        assert!(err.contains("no chat template"), "{err}");
+
+        let template = "{% for m in messages %}{{ m.content }}\n{% endfor %}\
+                        {% if add_generation_prompt %}Answer:{% endif %}";
+        std::fs::write(dir.path.join("chat_template.jinja"), template)?;
+        let dir = ModelDir::<Inference>::load(&dir.path, &backend::device())?;
+        let tokenizer = dir.tokenizer()?;
+        let lines = Lines::read(&input, PROMPT_FIELDS, Some(tokenizer), true)?;
+        let rendered = "Question: 3 + 4\nAnswer:";
+        assert_eq!(lines.lines()[0].text.as_deref(), Some(rendered));
+        assert_eq!(lines.lines()[0].ids, tokenizer.encode(rendered, false)?);
+        let config = GenerationConfig {
+            max_new_tokens: 3,
+            ..GenerationConfig::default()
+        };
+        let output = tmp.path().join("gen.jsonl");
+        lines.run(NonZeroUsize::MIN, Some(&output), |batch| {
+            generate_lines(&dir, batch, &config, &backend::device())
+        })?;
+        let record = &read_objects(&output)?[0];
+        assert_eq!(record.get("prompt"), Some(&Value::from(rendered)));
+        assert_eq!(
+            record.get("prompt_ids"),
+            Some(&Value::from(lines.lines()[0].ids.clone()))
+        );
+        assert_eq!(record.get("messages"), line.get("messages"));
+
+        // A line with a prompt as well is ambiguous.
+        let both = serde_json::json!({"prompt": "Q", "messages": []});
+        w2s_data::jsonl::write_jsonl(&input, [&both])?;
+        let err = Lines::read(&input, PROMPT_FIELDS, Some(tokenizer), true).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("not both")));
+        Ok(())
+    }
+
+    #[test]
     fn scored_lines_keep_their_fields_and_score_every_next_token() -> Result<()> {
         let tmp = tempfile::tempdir()?;
         let dir = arithmetic_model(tmp.path())?;
@@ -525,7 +638,8 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         let expected = format!(
-            "{}:2: expected a \"prompt\" string or a \"prompt_ids\" list",
+            "{}:2: expected a \"prompt\" string, a \"messages\" list of messages or a \
+             \"prompt_ids\" list",
             input.display()
         );
         assert_eq!(err, Some(expected));
@@ -545,5 +659,68 @@ mod tests {
         assert_eq!(err, Some(format!("{}:4: model failed", input.display())));
         assert!(!output.exists(), "a failed run leaves no output file");
         Ok(())
+    }
+
+    #[test]
+    fn an_adapter_given_with_the_model_changes_what_it_generates() -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let dir = arithmetic_model(tmp.path())?;
+        let device = backend::device();
+        backend_seed(7);
+        let mut adapted = dir
+            .model
+            .clone()
+            .with_lora(&w2s_llama::LoraConfig::default(), &device)?;
+        for layer in &mut adapted.model.layers {
+            for target in w2s_llama::LoraTarget::ALL {
+                if let Some(lora) = layer.projection_mut(target).lora.as_mut() {
+                    let dims = lora.b.val().dims();
+                    lora.b = burn::module::Param::from_tensor(burn::tensor::Tensor::random(
+                        dims,
+                        burn::tensor::Distribution::Normal(0.0, 0.5),
+                        &device,
+                    ));
+                }
+            }
+        }
+        let adapter = tmp.path().join("adapter");
+        w2s_llama::save_adapter(&adapted, &adapter, None)?;
+        let args = |adapter: Option<PathBuf>| ModelIoArgs {
+            model: dir.path.clone(),
+            output: None,
+            no_special_tokens: false,
+            adapter,
+            base_dtype: crate::backend::BaseDtype::F32,
+        };
+        let greedy = |model: &ModelDir<Inference>| -> Result<Vec<u32>> {
+            let prompt = model
+                .tokenizer()?
+                .encode_with_special_tokens("Question: 3 + 4")?;
+            let config = GenerationConfig {
+                max_new_tokens: 6,
+                ..GenerationConfig::default()
+            };
+            Ok(generate(&model.model, &[prompt], &config, None, &device)?
+                .remove(0)
+                .token_ids)
+        };
+        let with = args(Some(adapter)).load::<Inference>(&device)?;
+        assert!(with.model.lora().is_some());
+        let direct = ModelDir {
+            model: adapted,
+            ..ModelDir::load(&dir.path, &device)?
+        };
+        assert_eq!(greedy(&with)?, greedy(&direct)?);
+        let without = args(None).load::<Inference>(&device)?;
+        assert_ne!(greedy(&with)?, greedy(&without)?);
+        let missing = args(Some(tmp.path().join("nowhere"))).load::<Inference>(&device);
+        let err = missing.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(err.starts_with("--adapter "), "{err}");
+        Ok(())
+    }
+
+    /// Seeds the inference backend's generator (adapters are drawn from it).
+    fn backend_seed(seed: u64) {
+        <Inference as Backend>::seed(&backend::device(), seed);
     }
 }

@@ -12,6 +12,7 @@ use clap::{Args, Parser, ValueEnum};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use w2s_data::jsonl::{read_jsonl, BadLines};
+use w2s_llama::{LoraConfig, LoraTarget};
 use w2s_losses::PreferenceLossConfig;
 use w2s_train::{LrSchedule, MemoryBudget, TrainConfig};
 
@@ -94,6 +95,38 @@ pub struct TrainArgs {
     /// backends have no memory query in burn 0.21, so there the plan is checked only with this.
     #[arg(long, value_name = "GIB", value_parser = parse_gib)]
     pub memory_budget: Option<f64>,
+    /// Train LoRA adapters of this rank on a frozen base instead of every weight (PEFT `r`); the
+    /// run saves them in PEFT's layout in final/. A [train.lora] table in --config does the same.
+    #[arg(long, value_name = "R")]
+    pub lora_r: Option<usize>,
+    /// LoRA scaling numerator (PEFT `lora_alpha`; default twice the rank).
+    #[arg(long, value_name = "ALPHA")]
+    pub lora_alpha: Option<f64>,
+    /// Dropout on the adapters' input (PEFT `lora_dropout`; default 0).
+    #[arg(long, value_name = "P")]
+    pub lora_dropout: Option<f64>,
+    /// Scale the adapters by alpha/sqrt(r) instead of alpha/r (PEFT `use_rslora`).
+    #[arg(long)]
+    pub lora_rslora: bool,
+    /// Projections to adapt, comma-separated (PEFT `target_modules`; default all seven:
+    /// q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',', value_parser = parse_target)]
+    pub lora_targets: Option<Vec<LoraTarget>>,
+    /// Hold the frozen base of a LoRA run in this dtype (auto: bf16 on GPU backends, f32 on CPU);
+    /// adapters and their optimizer state stay f32. Full fine-tuning always keeps f32 weights.
+    #[arg(long, value_enum, default_value_t = crate::backend::BaseDtype::Auto)]
+    pub base_dtype: crate::backend::BaseDtype,
+}
+
+/// One projection name of `--lora-targets`.
+fn parse_target(name: &str) -> std::result::Result<LoraTarget, String> {
+    LoraTarget::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = LoraTarget::ALL.iter().map(|t| t.name()).collect();
+        format!(
+            "unknown projection {name:?}; expected one of {}",
+            names.join(", ")
+        )
+    })
 }
 
 /// TRL's `SFTConfig` defaults for the options w2s has: learning rate 2e-5, linear decay, no
@@ -217,10 +250,20 @@ pub struct Start {
 }
 
 impl TrainArgs {
-    /// Loads `--model` with its tokenizer.
-    pub fn start(&self) -> Result<Start> {
-        let dir = w2s_llama::ModelDir::load(&self.model, &crate::backend::device())
+    /// Loads `--model` with its tokenizer, its base in `--base-dtype` when `config` trains LoRA
+    /// adapters.
+    pub fn start(&self, config: &TrainConfig) -> Result<Start> {
+        let mut dir = w2s_llama::ModelDir::load(&self.model, &crate::backend::device())
             .with_context(|| format!("loading {}", self.model.display()))?;
+        let dtype = self.base_dtype.resolve();
+        match (config.lora.is_some(), self.base_dtype) {
+            (true, _) => dir.model = dir.model.cast_base(dtype),
+            (false, crate::backend::BaseDtype::Bf16) => bail!(
+                "--base-dtype bf16 holds a frozen base: give --lora-r to train adapters on it \
+                 (full fine-tuning keeps f32 weights, as bf16 ones lose small updates)"
+            ),
+            (false, _) => {}
+        }
         let tokenizer = dir.tokenizer()?.clone();
         let eos = (!self.no_eos)
             .then(|| dir.config.eos_token_ids().first().copied())
@@ -279,8 +322,42 @@ impl TrainArgs {
         }
         c.eval_every = self.eval_every.or(c.eval_every);
         c.checkpoint_every = self.checkpoint_every.or(c.checkpoint_every);
+        self.apply_lora(&mut c)?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The `--lora-*` options over the config's `lora` table; `--lora-r` turns LoRA on.
+    fn apply_lora(&self, c: &mut TrainConfig) -> Result<()> {
+        let given = self.lora_alpha.is_some()
+            || self.lora_dropout.is_some()
+            || self.lora_rslora
+            || self.lora_targets.is_some();
+        let mut lora = match (self.lora_r, c.lora.take()) {
+            (Some(r), table) => LoraConfig {
+                r,
+                alpha: 2.0 * r as f64,
+                ..table.unwrap_or_default()
+            },
+            (None, Some(table)) => table,
+            (None, None) if given => bail!(
+                "--lora-alpha, --lora-dropout, --lora-rslora and --lora-targets shape LoRA \
+                 adapters: give --lora-r (or a [train.lora] table in --config) to train them"
+            ),
+            (None, None) => return Ok(()),
+        };
+        if let Some(v) = self.lora_alpha {
+            lora.alpha = v;
+        }
+        if let Some(v) = self.lora_dropout {
+            lora.dropout = v;
+        }
+        lora.rslora |= self.lora_rslora;
+        if let Some(targets) = &self.lora_targets {
+            lora.targets = targets.clone();
+        }
+        c.lora = Some(lora);
+        Ok(())
     }
 
     /// Where and how the run writes.
@@ -290,6 +367,7 @@ impl TrainArgs {
             quiet: self.quiet,
             tokenizer,
             memory_budget: memory_budget(self.memory_budget),
+            base_model: Some(self.model.display().to_string()),
             ..w2s_train::TrainOptions::new(&self.output)
         }
     }
@@ -332,24 +410,35 @@ pub enum ReferenceMode {
     Precomputed,
     /// Keep a frozen copy of the starting model and score every batch.
     Model,
+    /// Score every batch with the model being trained, its LoRA adapters switched off: the
+    /// starting model, with no second copy in memory (needs --lora-r).
+    AdaptersOff,
     /// No reference: the reference-free losses ORPO and SimPO (their default), or a DPO-family
     /// loss with `reference_free = true` in the config's [loss] table.
     None,
 }
 
 /// The reference mode of a run with `loss`: `asked` (the `--reference` flag) when it fits the
-/// loss, else the loss's default.
+/// loss, else the loss's default: `adapters-off` when training LoRA adapters (`lora`; TRL's
+/// choice with a PEFT model), `precomputed` otherwise.
 ///
 /// # Errors
-/// `none` for a loss that compares against a reference, and `precomputed` or `model` for a
-/// reference-free loss, where the flag would do nothing.
+/// `none` for a loss that compares against a reference, `adapters-off` without LoRA, and
+/// `precomputed`, `model` or `adapters-off` for a reference-free loss, where the flag would do
+/// nothing.
 pub fn reference_mode(
     loss: &PreferenceLossConfig,
     asked: Option<ReferenceMode>,
+    lora: bool,
 ) -> Result<ReferenceMode> {
     let name = loss.name();
     match (loss.needs_reference(), asked) {
+        (true, None) if lora => Ok(ReferenceMode::AdaptersOff),
         (true, None) => Ok(ReferenceMode::Precomputed),
+        (true, Some(ReferenceMode::AdaptersOff)) if !lora => bail!(
+            "--reference adapters-off switches off LoRA adapters: give --lora-r (or a \
+             [train.lora] table) to train adapters, or --reference precomputed or model"
+        ),
         (true, Some(ReferenceMode::None)) => bail!(
             "--reference none: the {name} loss compares the model against a reference; give \
              --reference precomputed or model, choose a reference-free loss (--loss orpo or \
@@ -507,19 +596,34 @@ mod tests {
         };
         let none = Some(ReferenceMode::None);
         assert_eq!(
-            reference_mode(&dpo(false), None)?,
+            reference_mode(&dpo(false), None, false)?,
             ReferenceMode::Precomputed
         );
         assert_eq!(
-            reference_mode(&dpo(false), Some(ReferenceMode::Model))?,
+            reference_mode(&dpo(false), None, true)?,
+            ReferenceMode::AdaptersOff
+        );
+        assert_eq!(
+            reference_mode(&dpo(false), Some(ReferenceMode::Model), true)?,
             ReferenceMode::Model
         );
-        assert_eq!(reference_mode(&orpo, None)?, ReferenceMode::None);
-        assert_eq!(reference_mode(&orpo, none)?, ReferenceMode::None);
-        assert_eq!(reference_mode(&dpo(true), none)?, ReferenceMode::None);
+        assert_eq!(reference_mode(&orpo, None, false)?, ReferenceMode::None);
+        assert_eq!(reference_mode(&orpo, None, true)?, ReferenceMode::None);
+        assert_eq!(reference_mode(&orpo, none, false)?, ReferenceMode::None);
+        assert_eq!(
+            reference_mode(&dpo(true), none, false)?,
+            ReferenceMode::None
+        );
         let err = |loss: &PreferenceLossConfig, mode| {
-            reference_mode(loss, mode).err().map(|e| e.to_string())
+            reference_mode(loss, mode, false)
+                .err()
+                .map(|e| e.to_string())
         };
+        let off = err(&dpo(false), Some(ReferenceMode::AdaptersOff)).unwrap_or_default();
+        assert!(
+            off.starts_with("--reference adapters-off switches off"),
+            "{off}"
+        );
         let dpo_none = err(&dpo(false), none).unwrap_or_default();
         assert!(
             dpo_none.starts_with("--reference none: the dpo loss"),
@@ -530,6 +634,54 @@ mod tests {
             orpo_model.starts_with("--reference model: the orpo loss is reference-free"),
             "{orpo_model}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn lora_flags_make_the_lora_table() -> Result<()> {
+        let defaults = TrainConfig::default();
+        assert_eq!(cli(&[])?.run.train_config(&defaults)?.lora, None);
+        let lora = cli(&["--lora-r", "8"])?.run.train_config(&defaults)?.lora;
+        assert_eq!(
+            lora,
+            Some(LoraConfig {
+                r: 8,
+                alpha: 16.0,
+                ..LoraConfig::default()
+            })
+        );
+        let args = cli(&[
+            "--lora-r",
+            "4",
+            "--lora-alpha",
+            "6",
+            "--lora-rslora",
+            "--lora-dropout",
+            "0.1",
+            "--lora-targets",
+            "q_proj,v_proj",
+        ])?;
+        let lora = args.run.train_config(&defaults)?.lora.unwrap_or_default();
+        assert_eq!(
+            (lora.r, lora.alpha, lora.dropout, lora.rslora),
+            (4, 6.0, 0.1, true)
+        );
+        assert_eq!(lora.targets, vec![LoraTarget::QProj, LoraTarget::VProj]);
+        let unknown = cli(&["--lora-r", "4", "--lora-targets", "qproj"]).err();
+        let unknown = unknown.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            unknown.contains("unknown projection \"qproj\""),
+            "{unknown}"
+        );
+        let without_r = cli(&["--lora-alpha", "4"])?
+            .run
+            .train_config(&defaults)
+            .err();
+        let without_r = without_r.map(|e| e.to_string()).unwrap_or_default();
+        assert!(without_r.contains("give --lora-r"), "{without_r}");
+        let zero = cli(&["--lora-r", "0"])?.run.train_config(&defaults).err();
+        let zero = zero.map(|e| e.to_string()).unwrap_or_default();
+        assert!(zero.contains("lora") && zero.contains("`r`"), "{zero}");
         Ok(())
     }
 }

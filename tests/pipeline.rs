@@ -231,6 +231,36 @@ fn check_report(out: &Path, pinned: &Pinned) -> Result<()> {
     Ok(())
 }
 
+/// Every stage's fingerprint in the run directory `out` (from its `inputs.json`), as
+/// `stage=fingerprint` lines in stage order, and their FNV-1a digest: pinned so that a change of
+/// the pipeline's code cannot silently invalidate the stages of existing run directories.
+fn stage_fingerprints(out: &Path) -> Result<(String, String)> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(out)? {
+        let inputs = entry?.path().join("inputs.json");
+        if inputs.is_file() {
+            let text = std::fs::read_to_string(&inputs)?;
+            let json: Value = serde_json::from_str(&text)?;
+            let stage = inputs
+                .parent()
+                .and_then(Path::file_name)
+                .unwrap_or_default();
+            let fingerprint = field(&json, "fingerprint", Value::as_str)?;
+            lines.push(format!("{}={fingerprint}", stage.to_string_lossy()));
+        }
+    }
+    lines.sort();
+    let text = lines.join("\n");
+    let digest = w2s::data::Digest::new().bytes(text.as_bytes()).finish();
+    Ok((format!("{digest:016x}"), text))
+}
+
+fn check_fingerprints(out: &Path, pinned: &str) -> Result<()> {
+    let (digest, stages) = stage_fingerprints(out)?;
+    assert_eq!(digest, pinned, "stage fingerprints changed:\n{stages}");
+    Ok(())
+}
+
 fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -290,6 +320,7 @@ fn the_embedded_task_runs_every_stage_and_reruns_for_free() -> Result<()> {
         assert!(out.join(artifact).is_file(), "missing {artifact}");
     }
     assert!(first.reused_stages.is_empty());
+    check_fingerprints(&out, "6526e93281076af7")?;
     assert_eq!(lines(&out, "stage2_samples/samples.jsonl")?, 2 * 12);
     assert!(files_under(&out)?
         .iter()
@@ -305,12 +336,15 @@ fn the_embedded_task_runs_every_stage_and_reruns_for_free() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn real_model_directories_run_end_to_end() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/w2s-llama/tests/fixtures");
-    let train_file = tmp.path().join("train.jsonl");
-    let test_file = tmp.path().join("test.jsonl");
+/// w2s-llama's test fixtures: tiny HF model directories and tokenizers.
+fn llama_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/w2s-llama/tests/fixtures")
+}
+
+/// A GSM8K-format train file of 20 questions and test file of 4 in `dir`, split 8 / 8 / all.
+fn gsm8k_files(dir: &Path) -> Result<DataConfig> {
+    let train_file = dir.join("train.jsonl");
+    let test_file = dir.join("test.jsonl");
     let line = |a: u32, b: u32| {
         serde_json::json!({
             "question": format!("What is {a} plus {b}?"),
@@ -329,18 +363,27 @@ fn real_model_directories_run_end_to_end() -> Result<()> {
         &test_file,
         (1..=4).map(|i| line(i, 3)).collect::<Vec<_>>().join("\n"),
     )?;
-    let data = DataConfig::Files {
+    Ok(DataConfig::Files {
         train: train_file,
         test_file,
         gold1: 8,
         gold2: 8,
         test: 0,
-    };
+    })
+}
+
+#[test]
+fn real_model_directories_run_end_to_end() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let fixtures = llama_fixtures();
+    let data = gsm8k_files(tmp.path())?;
     let weak = ModelSpec::Dir {
         path: fixtures.join("gqa_sharded"),
+        chat_template: false,
     };
     let strong = ModelSpec::Dir {
         path: fixtures.join("llama3_tied"),
+        chat_template: false,
     };
     let config = tiny(data, TaskKind::Gsm8k, weak, strong);
     let out = tmp.path().join("run");
@@ -363,6 +406,131 @@ fn real_model_directories_run_end_to_end() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[test]
+fn lora_tables_train_adapters_in_every_stage() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let fixtures = llama_fixtures();
+    let data = gsm8k_files(tmp.path())?;
+    let dir = |name: &str| ModelSpec::Dir {
+        path: fixtures.join(name),
+        chat_template: false,
+    };
+    let mut config = tiny(
+        data,
+        TaskKind::Gsm8k,
+        dir("gqa_sharded"),
+        dir("llama3_tied"),
+    );
+    let lora = w2s::llama::LoraConfig {
+        r: 4,
+        ..w2s::llama::LoraConfig::default()
+    };
+    for train in [
+        &mut config.weak_sft,
+        &mut config.strong_sft,
+        &mut config.stage2.train,
+    ] {
+        train.lora = Some(lora.clone());
+        train.learning_rate = 1e-2;
+    }
+    let out = tmp.path().join("run");
+    run(&config, &out)?;
+    let pinned = Pinned {
+        splits: [8, 8, 4],
+        stage1: vec![(0, 0.0, 0.0), (7, 0.0, 0.0)],
+        stage2: (0.0, 0.0, 0.0, 1),
+        accuracies: [0.0, 0.0, 0.0, 0.25, 0.25, 0.0, 0.0, 0.0],
+    };
+    check_report(&out, &pinned)?;
+    // Each fine-tune keeps its adapter in PEFT's layout and the merged model the next stages
+    // load; the adapters differ from the base.
+    for stage in ["weak_sft/train", "ceiling"] {
+        let stage = out.join(stage);
+        for file in [
+            "final/adapter_config.json",
+            "final/adapter_model.safetensors",
+        ] {
+            assert!(
+                stage.join(file).is_file(),
+                "missing {}",
+                stage.join(file).display()
+            );
+        }
+        assert!(!stage.join("final/model.safetensors").exists());
+        let merged =
+            ModelDir::<backend::Inference>::load(stage.join("merged"), &backend::device())?;
+        assert!(merged.tokenizer.is_some());
+    }
+    Ok(())
+}
+
+#[test]
+fn an_instruct_model_reads_the_prompts_through_its_chat_template() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let fixtures = llama_fixtures();
+    // The tiny Llama with SmolLM2's ChatML template beside its tokenizer.
+    let instruct = tmp.path().join("instruct");
+    std::fs::create_dir(&instruct)?;
+    for entry in std::fs::read_dir(fixtures.join("llama3_tied"))? {
+        let path = entry?.path();
+        std::fs::copy(&path, instruct.join(path.file_name().unwrap_or_default()))?;
+    }
+    std::fs::copy(
+        fixtures.join("tokenization/no_bos/chat_template.jinja"),
+        instruct.join("chat_template.jinja"),
+    )?;
+    let model = |path: PathBuf, chat_template| ModelSpec::Dir {
+        path,
+        chat_template,
+    };
+    let data = gsm8k_files(tmp.path())?;
+    let config = |chat_template| {
+        tiny(
+            data.clone(),
+            TaskKind::Gsm8k,
+            model(fixtures.join("gqa_sharded"), false),
+            model(instruct.clone(), chat_template),
+        )
+    };
+    let out = tmp.path().join("run");
+    run(&config(false), &out)?;
+    // Switched on for the strong model: every stage of a strong model runs again, the weak
+    // model's stages are reused.
+    let chat = run(&config(true), &out)?;
+    for stage in ["splits", "weak_sft", "weak_labels", "eval_weak"] {
+        assert!(chat.reused_stages.iter().any(|s| s == stage), "{stage}");
+    }
+    for stage in [
+        "naive",
+        "ceiling",
+        "stage1_iter1_icl",
+        "stage2_samples",
+        "eval_ceiling",
+    ] {
+        assert!(!chat.reused_stages.iter().any(|s| s == stage), "{stage}");
+    }
+    // Samples keep the method's plain prompts.
+    let icl = std::fs::read_to_string(out.join("stage1_iter1_icl/samples.jsonl"))?;
+    assert!(
+        icl.lines().all(|l| l.contains("\"prompt\":\"Question: ")),
+        "{icl}"
+    );
+
+    // A model directory without a chat template is refused, by name.
+    let mut refused = config(true);
+    refused.weak = model(fixtures.join("gqa_sharded"), true);
+    let err = format!(
+        "{:#}",
+        run(&refused, &tmp.path().join("refused")).unwrap_err()
+    );
+    assert!(err.contains("chat_template"), "{err}");
+    assert!(
+        err.contains(&fixtures.join("gqa_sharded").display().to_string()),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -407,6 +575,7 @@ fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
         accuracies: [0.0; 8],
     };
     check_report(&out, &pinned)?;
+    check_fingerprints(&out, "4dc3396fe3223abc")?;
     for base in ["weak_base", "strong_base"] {
         for file in ["config.json", "model.safetensors", "tokenizer.json"] {
             assert!(

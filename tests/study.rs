@@ -253,6 +253,7 @@ fn a_users_files_run_the_same_study() -> Result<()> {
     };
     config.model = ModelSpec::Dir {
         path: fixtures.join("llama3_tied"),
+        chat_template: false,
     };
     config.epsilons = vec![0.0, 0.5];
     config.step_rates.epsilon = 0.5;

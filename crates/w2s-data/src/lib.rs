@@ -2,7 +2,10 @@
 //!
 //! - [`record`]: the record kinds with TRL's field names: model samples
 //!   `{"id", "prompt", "response"}`, SFT examples `{"prompt", "completion"}` and preference pairs
-//!   `{"prompt", "chosen", "rejected"}`; every other field is carried through.
+//!   `{"prompt", "chosen", "rejected"}`; every other field is carried through. [`SftRecord`] and
+//!   [`PreferenceRecord`] also read TRL's conversational forms.
+//! - [`conversation`]: those conversational forms, lists of messages `{"role", "content"}`:
+//!   `{"messages"}` for SFT, `{"prompt", "chosen", "rejected"}` as message lists for preferences.
 //! - [`jsonl`]: streaming JSONL whose errors name the file and the 1-based line.
 //! - [`atomic`]: crash-safe writes (a temporary name unique per writer, fsync of the file, rename,
 //!   fsync of the directory), so a crash or a power loss never leaves a half-written file that
@@ -32,15 +35,17 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod conversation;
 pub mod digest;
 pub mod error;
 pub mod jsonl;
 pub mod record;
 
 pub use atomic::{sync_directory, write_atomic, AtomicFile};
+pub use conversation::{ChatMessage, PreferenceConversation, SftConversation};
 pub use digest::Digest;
 pub use error::{DataError, Result};
-pub use record::{Extra, PreferencePair, Sample, SftExample};
+pub use record::{Extra, PreferencePair, PreferenceRecord, Sample, SftExample, SftRecord};
 
 /// The README's example, compiled and run as a doctest so it stays true.
 #[doc = include_str!("../README.md")]

@@ -110,13 +110,13 @@ fn write<B: Backend>(buffer: Tensor<B, 4>, at: usize, new: Tensor<B, 4>) -> Tens
 fn grown<B: Backend>(filled: Tensor<B, 4>, new: Tensor<B, 4>) -> Tensor<B, 4> {
     let [b, g, s, e] = new.dims();
     let used = filled.dims()[2] + s;
-    let spare = Tensor::zeros([b, g, used, e], &new.device());
+    let spare = Tensor::zeros([b, g, used, e], (&new.device(), new.dtype()));
     Tensor::cat(vec![filled, new, spare], 2)
 }
 
 fn grown_from_empty<B: Backend>(new: Tensor<B, 4>) -> Tensor<B, 4> {
     let [b, g, s, e] = new.dims();
-    let spare = Tensor::zeros([b, g, s, e], &new.device());
+    let spare = Tensor::zeros([b, g, s, e], (&new.device(), new.dtype()));
     Tensor::cat(vec![new, spare], 2)
 }
 

@@ -12,7 +12,8 @@
 //! and the caller's variables, which win over special tokens of the same name.
 //!
 //! Not provided: `strftime_now` (the templates that call it check `strftime_now is defined` and
-//! fall back to a fixed date) and the `{% generation %}` tag that marks assistant tokens.
+//! fall back to a fixed date) and the `{% generation %}` tag that marks assistant tokens (few
+//! templates carry it; [`crate::conversation`] finds assistant turns by rendering turn by turn).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,25 +27,9 @@ use crate::error::{LlamaError, Result};
 use crate::python_json;
 
 /// One turn of a conversation, as chat templates read it (`message['role']`,
-/// `message['content']`). Messages with more fields (tool calls, ...) can be any `Serialize`
-/// value instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user`, `assistant`, ...
-    pub role: String,
-    /// The text of the turn.
-    pub content: String,
-}
-
-impl ChatMessage {
-    /// A message of `role` saying `content`.
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+/// `message['content']`); the record type of w2s-data's conversational records. Messages with more
+/// fields (tool calls, ...) can be any `Serialize` value instead.
+pub use w2s_data::ChatMessage;
 
 /// How to render a conversation: transformers' `apply_chat_template` arguments.
 #[derive(Debug, Clone, Default, PartialEq)]

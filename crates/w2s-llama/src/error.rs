@@ -111,6 +111,22 @@ pub enum LlamaError {
         /// The template's message.
         message: String,
     },
+    /// A chat template renders part of a conversation as text that does not start its rendering
+    /// of more of it, so the rendering does not show where a turn begins or ends (a template that
+    /// renders earlier turns differently once later ones follow, say).
+    #[error("{path}: the chat template's rendering of {part} does not start its rendering of {whole}: from byte {at}, {texts}")]
+    NotAPrefix {
+        /// The file the template came from.
+        path: PathBuf,
+        /// What the shorter rendering is of, e.g. `messages[..2] with add_generation_prompt`.
+        part: String,
+        /// What the longer rendering is of.
+        whole: &'static str,
+        /// The byte where the two renderings first differ.
+        at: usize,
+        /// Both renderings from there, cut short: `"..." against "..."`, the shorter first.
+        texts: String,
+    },
 
     // === Adapters ===
     /// A LoRA config that cannot be used, or adapters attached where they cannot be.

@@ -3,7 +3,9 @@
 //! Prompts of different lengths are padded on the left so that every row's next token lands in the
 //! same column; each prompt is repeated `num_samples` times and every row draws from its own RNG,
 //! seeded from `(seed, prompt index, sample index)`, so a sample does not depend on what else was
-//! in the batch. A row stops at an EOS id, at a stop string, or after `max_new_tokens`, and then
+//! in the batch. [`generate_seeded`] seeds each prompt's rows from a seed of its own instead, so a
+//! prompt's samples do not depend on its position in the batch either (a server that batches
+//! independent requests needs that). A row stops at an EOS id, at a stop string, or after `max_new_tokens`, and then
 //! leaves the batch and the KV cache, so the remaining rows decode without it.
 
 use burn::prelude::*;
@@ -107,6 +109,47 @@ pub fn generate<B: Backend>(
     tokenizer: Option<&Tokenizer>,
     device: &B::Device,
 ) -> Result<Vec<Generation>> {
+    generate_rows(model, prompts, config, tokenizer, device, |p, s| {
+        row_seed(config.seed, p, s)
+    })
+}
+
+/// As [`generate`], but the rows of prompt `i` draw from streams seeded by `(seeds[i], sample
+/// index)`; `config.seed` is not used. A prompt then gets the same samples wherever it sits in
+/// the batch and whatever else is in it, up to the last bits of floating point that padding and
+/// batch size can change in its logits.
+///
+/// # Errors
+/// As [`generate`], and [`LlamaError::Input`] when `seeds` and `prompts` differ in length.
+pub fn generate_seeded<B: Backend>(
+    model: &Llama<B>,
+    prompts: &[Vec<u32>],
+    seeds: &[u64],
+    config: &GenerationConfig,
+    tokenizer: Option<&Tokenizer>,
+    device: &B::Device,
+) -> Result<Vec<Generation>> {
+    if seeds.len() != prompts.len() {
+        return Err(LlamaError::Input(format!(
+            "{} seeds for {} prompts",
+            seeds.len(),
+            prompts.len()
+        )));
+    }
+    generate_rows(model, prompts, config, tokenizer, device, |p, s| {
+        row_seed(seeds[p], 0, s)
+    })
+}
+
+/// The body of [`generate`] and [`generate_seeded`]: `seed_of(prompt, sample)` seeds each row.
+fn generate_rows<B: Backend>(
+    model: &Llama<B>,
+    prompts: &[Vec<u32>],
+    config: &GenerationConfig,
+    tokenizer: Option<&Tokenizer>,
+    device: &B::Device,
+    seed_of: impl Fn(usize, usize) -> u64,
+) -> Result<Vec<Generation>> {
     config.sampling.validate()?;
     if config.num_samples == 0 {
         return Err(LlamaError::Input("num_samples must be at least 1".into()));
@@ -151,7 +194,7 @@ pub fn generate<B: Backend>(
             Row {
                 prompt_index: p,
                 sample_index: s,
-                rng: ChaCha12Rng::seed_from_u64(row_seed(config.seed, p, s)),
+                rng: ChaCha12Rng::seed_from_u64(seed_of(p, s)),
                 tokens: Vec::new(),
                 text: None,
                 finished: None,

@@ -8,7 +8,9 @@
 //! - [`load_weights`] / [`save_weights`] read and write safetensors (single or sharded; f32, bf16,
 //!   f16), naming every mismatched tensor in one error.
 //! - [`Tokenizer`] wraps `tokenizers` and adds special tokens as the model's tokenizer files say;
-//!   [`ChatTemplate`] renders its chat template as transformers does. [`generate`] decodes
+//!   [`ChatTemplate`] renders its chat template as transformers does, and
+//!   [`Tokenizer::encode_conversation`] finds the assistant turns of its rendering (for a loss on
+//!   them only). [`generate`] decodes
 //!   batches with a KV cache. With the `flex` feature, decoding on the flex backend multiplies
 //!   its few rows through an AVX-512 kernel and writes the cache in place (both in w2s-kernels).
 //! - [`ModelDir`] loads a whole HF model directory and saves it with its tokenizer files.
@@ -21,6 +23,7 @@
 pub mod cache;
 pub mod chat_template;
 pub mod config;
+pub mod conversation;
 pub mod error;
 pub mod generate;
 pub mod lora;
@@ -39,8 +42,9 @@ pub mod weights;
 pub use cache::KvCache;
 pub use chat_template::{ChatMessage, ChatOptions, ChatTemplate};
 pub use config::{LlamaConfig, RopeConfig, RopeScaling, TokenIds};
+pub use conversation::{EncodedConversation, RenderedConversation};
 pub use error::{LlamaError, Result};
-pub use generate::{generate, FinishReason, Generation, GenerationConfig};
+pub use generate::{generate, generate_seeded, FinishReason, Generation, GenerationConfig};
 pub use lora::{LoraAdapter, LoraConfig, LoraTarget, Projection};
 pub use mask::PaddingMask;
 pub use model::Llama;

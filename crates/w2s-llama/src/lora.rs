@@ -238,7 +238,8 @@ impl<B: Backend> Projection<B> {
         let weight = self.base.weight.val();
         let require_grad = weight.is_require_grad();
         let dtype = FloatDType::from(weight.dtype());
-        let merged = weight.cast(FloatDType::F32) + lora.delta();
+        // A plain weight again: detached from whatever graph trained the adapter.
+        let merged = (weight.cast(FloatDType::F32) + lora.delta()).detach();
         self.base.weight = Param::from_tensor(merged.cast(dtype)).set_require_grad(require_grad);
     }
 }

@@ -5,6 +5,12 @@
 //! weight map in [`crate::weights`] is the identity. Linear weights are stored as burn does,
 //! `[d_in, d_out]`, the transpose of HF's `[out, in]`.
 //!
+//! # Precision
+//! The base weights may be held in bf16 ([`Llama::cast_base`]); the activations then flow in
+//! bf16 between layers, while RMSNorm statistics, the attention softmax, the final hidden states
+//! and the logits are computed in f32, and LoRA adapters stay f32. For an f32 model every cast
+//! is a no-op.
+//!
 //! # Shapes
 //! `b` batch, `s` new tokens, `t` all columns (cached + new), `d` hidden size, `h` query heads,
 //! `g` kv heads, `e` head dim, `v` vocabulary.
@@ -14,6 +20,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use w2s_kernels::{attention_probs, grouped_matmul, rms_norm, swiglu, Order};
 
 use crate::cache::KvCache;
@@ -182,15 +189,16 @@ impl<B: Backend> Attention<B> {
         inv_freq: &[f32],
         mask: &PaddingMask,
         s: usize,
+        dtype: FloatDType,
         device: &B::Device,
     ) -> AttentionTables<B> {
         let (h, g) = (self.num_heads, self.num_kv_heads);
         let positions = mask.positions(s);
-        let query = RopeTables::new(inv_freq, &positions, h, device);
+        let query = RopeTables::new(inv_freq, &positions, h, device).cast(dtype);
         let key = if g == h {
             query.clone()
         } else {
-            RopeTables::new(inv_freq, &positions, g, device)
+            RopeTables::new(inv_freq, &positions, g, device).cast(dtype)
         };
         let bias = Tensor::from_data(
             TensorData::new(mask.attention_bias(s, h), [mask.batch(), h, s, mask.len()]),
@@ -219,9 +227,12 @@ impl<B: Backend> Attention<B> {
             None => (k, v),
         };
         // Query head i reads kv head i/(h/g) (HF's `repeat_kv`), without repeating K and V.
+        let dtype = FloatDType::from(v.dtype());
         let scores = grouped_matmul(q, k.swap_dims(2, 3), Order::HeadsFirst);
         let scale = (1.0 / (e as f64).sqrt()) as f32;
-        let probs = attention_probs(scores, tables.bias.clone(), scale);
+        // The softmax in f32, whatever the activations' dtype (the bias is f32).
+        let probs =
+            attention_probs(scores.cast(FloatDType::F32), tables.bias.clone(), scale).cast(dtype);
         // `[b, s, h, e]`, the layout the output projection reads.
         let out = grouped_matmul(probs, v, Order::RowsFirst);
         self.o_proj.forward(out.reshape([b, s, h * e]))
@@ -248,8 +259,8 @@ impl<B: Backend> Llama<B> {
         Ok(self.logits(self.forward_hidden(tokens, mask)?))
     }
 
-    /// Final hidden states `[b, s, d]` (after the last norm, before `lm_head`), for losses that
-    /// fuse the output projection (see [`Llama::lm_head_weight`]).
+    /// Final hidden states `[b, s, d]` (after the last norm, before `lm_head`) in f32, for losses
+    /// that fuse the output projection (see [`Llama::lm_head_weight`]).
     pub fn forward_hidden(
         &self,
         tokens: Tensor<B, 2, Int>,
@@ -288,22 +299,54 @@ impl<B: Backend> Llama<B> {
         self.run(tokens, mask, Some(cache))
     }
 
-    /// The output projection as `[v, d]` (HF's orientation), whether tied or not.
+    /// The output projection as `[v, d]` (HF's orientation), whether tied or not, in f32 (a
+    /// bf16 base's is cast), so that losses compute logits and log-softmax in f32.
     pub fn lm_head_weight(&self) -> Tensor<B, 2> {
         match &self.lm_head {
             Some(head) => head.weight.val().transpose(),
             None => self.model.embed_tokens.weight.val(),
         }
+        .cast(FloatDType::F32)
     }
 
-    /// Projects hidden states `[b, s, d]` to logits `[b, s, v]`.
+    /// Projects hidden states `[b, s, d]` to logits `[b, s, v]`, in f32 (a bf16 base multiplies
+    /// in bf16, accumulating in f32 on GPU backends).
     pub fn logits(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.lm_head {
-            Some(head) => matmul_2d(hidden, head.weight.val()),
+        let weight = match &self.lm_head {
+            Some(head) => head.weight.val(),
             // The transposed embedding as a view: lifting it to 3-D would make burn copy the
             // whole [v, d] matrix on every call (measured 12x slower on flex).
-            None => matmul_2d(hidden, self.model.embed_tokens.weight.val().transpose()),
+            None => self.model.embed_tokens.weight.val().transpose(),
+        };
+        let dtype = FloatDType::from(weight.dtype());
+        matmul_2d(hidden.cast(dtype), weight).cast(FloatDType::F32)
+    }
+
+    /// The model with every base weight (embeddings, projections, output head) in `dtype`;
+    /// RMSNorm weights and LoRA adapters stay f32. For a frozen base (inference, LoRA training):
+    /// a trained weight in bf16 would lose small updates, so full fine-tuning keeps f32.
+    pub fn cast_base(mut self, dtype: FloatDType) -> Self {
+        let cast = |param: Param<Tensor<B, 2>>| {
+            let value = param.val();
+            let require_grad = value.is_require_grad();
+            Param::from_tensor(value.cast(dtype).detach()).set_require_grad(require_grad)
+        };
+        self.model.embed_tokens.weight = cast(self.model.embed_tokens.weight);
+        for layer in &mut self.model.layers {
+            for target in crate::lora::LoraTarget::ALL {
+                let base = &mut layer.projection_mut(target).base;
+                base.weight = cast(base.weight.clone());
+            }
         }
+        if let Some(head) = &mut self.lm_head {
+            head.weight = cast(head.weight.clone());
+        }
+        self
+    }
+
+    /// The dtype the base weights are held in.
+    pub fn base_dtype(&self) -> FloatDType {
+        FloatDType::from(self.model.embed_tokens.weight.val().dtype())
     }
 
     /// Vocabulary size `v`.
@@ -349,11 +392,12 @@ impl<B: Backend> Llama<B> {
             )));
         }
         let device = tokens.device();
-        let tables = self
-            .model
-            .layers
-            .first()
-            .map(|layer| layer.self_attn.tables(&self.inv_freq, mask, s, &device));
+        let dtype = self.base_dtype();
+        let tables = self.model.layers.first().map(|layer| {
+            layer
+                .self_attn
+                .tables(&self.inv_freq, mask, s, dtype, &device)
+        });
         let mut x = self.model.embed_tokens.forward(tokens);
         for (i, (layer, tables)) in self
             .model
@@ -370,13 +414,19 @@ impl<B: Backend> Llama<B> {
             x = x + attn;
             x = x.clone() + layer.mlp.forward(norm(&layer.post_attention_layernorm, x));
         }
-        Ok(norm(&self.model.norm, x))
+        Ok(rms_norm(
+            x.cast(FloatDType::F32),
+            self.model.norm.gamma.val(),
+            self.model.norm.epsilon,
+        ))
     }
 }
 
-/// `norm.forward(x)`, fused (see `w2s_kernels::rms_norm`).
+/// `norm.forward(x)`, fused (see `w2s_kernels::rms_norm`), with its statistics in f32 and its
+/// output in `x`'s dtype.
 fn norm<B: Backend>(norm: &RmsNorm<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    rms_norm(x, norm.gamma.val(), norm.epsilon)
+    let dtype = FloatDType::from(x.dtype());
+    rms_norm(x.cast(FloatDType::F32), norm.gamma.val(), norm.epsilon).cast(dtype)
 }
 
 /// Parts for [`crate::weights`] to assemble a model from loaded tensors.

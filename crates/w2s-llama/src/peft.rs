@@ -116,14 +116,19 @@ fn tensor_name(layer: usize, target: LoraTarget, matrix: &str) -> String {
 }
 
 /// Writes `model`'s adapters to `dir` (created if needed) in PEFT's layout, as f32;
-/// `base_model` is recorded as `base_model_name_or_path` (an HF id or the base's directory).
+/// `base_model` is recorded as `base_model_name_or_path` (an HF id or the base's directory;
+/// `None` writes `null`, and the base is then named when loading).
 ///
 /// The weights are written before the config, each atomically, so a directory with a config
 /// always has its weights.
 ///
 /// # Errors
 /// A model without adapters, or a file that cannot be written.
-pub fn save_adapter<B: Backend>(model: &Llama<B>, dir: &Path, base_model: &str) -> Result<()> {
+pub fn save_adapter<B: Backend>(
+    model: &Llama<B>,
+    dir: &Path,
+    base_model: Option<&str>,
+) -> Result<()> {
     let config = model
         .lora()
         .ok_or_else(|| LlamaError::Lora("the model has no adapters to save".into()))?;
@@ -158,7 +163,10 @@ pub fn save_adapter<B: Backend>(model: &Llama<B>, dir: &Path, base_model: &str) 
 }
 
 /// `adapter_config.json` as PEFT writes it for plain LoRA on a causal LM (keys sorted).
-fn peft_config_json(config: &LoraConfig, base_model: &str) -> BTreeMap<&'static str, Value> {
+fn peft_config_json(
+    config: &LoraConfig,
+    base_model: Option<&str>,
+) -> BTreeMap<&'static str, Value> {
     // PEFT writes an integral alpha as an integer.
     let alpha = if config.alpha.fract() == 0.0 && config.alpha.abs() < 1e15 {
         json!(config.alpha as i64)

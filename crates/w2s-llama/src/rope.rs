@@ -96,6 +96,14 @@ impl<B: Backend> RopeTables<B> {
         }
     }
 
+    /// The tables in `dtype`, the activations' (f32 is built; a bf16 base rotates in bf16).
+    pub fn cast(self, dtype: burn::tensor::FloatDType) -> Self {
+        Self {
+            cos: self.cos.cast(dtype),
+            sin: self.sin.cast(dtype),
+        }
+    }
+
     /// Rotates `x` (`[b, s, heads, head_dim]`, `x * cos + rotate_half(x) * sin`) and moves the
     /// heads forward: `[b, heads, s, head_dim]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {

@@ -237,7 +237,7 @@ impl Tokenizer {
         }
     }
 
-    fn error(&self, e: tokenizers::Error) -> LlamaError {
+    pub(crate) fn error(&self, e: tokenizers::Error) -> LlamaError {
         LlamaError::Tokenizer {
             path: self.path.clone(),
             reason: e.to_string(),

@@ -149,7 +149,7 @@ fn adapters_round_trip_through_peft_files() {
             .with_lora(&config(2, &targets, true), &Default::default())
             .unwrap(),
     );
-    save_adapter(&adapted, dir.path(), "gqa_sharded").unwrap();
+    save_adapter(&adapted, dir.path(), Some("gqa_sharded")).unwrap();
     let loaded = load_adapter(base::<B>(), dir.path(), &Default::default()).unwrap();
     assert_eq!(loaded.lora(), adapted.lora());
     assert_eq!(logits(&loaded), logits(&adapted));
@@ -282,7 +282,7 @@ fn edited_adapter(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDi
     let adapted = base::<B>()
         .with_lora(&config(2, &[LoraTarget::QProj], false), &Default::default())
         .unwrap();
-    save_adapter(&adapted, dir.path(), "gqa_sharded").unwrap();
+    save_adapter(&adapted, dir.path(), Some("gqa_sharded")).unwrap();
     let path = dir.path().join(ADAPTER_CONFIG_FILE);
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -335,7 +335,7 @@ fn adapter_tensors_that_do_not_fit_are_all_listed() {
     let deep = base::<B>()
         .with_lora(&config(2, &[LoraTarget::VProj], false), &Default::default())
         .unwrap();
-    save_adapter(&deep, dir.path(), "gqa_sharded").unwrap();
+    save_adapter(&deep, dir.path(), Some("gqa_sharded")).unwrap();
     let mut shallow = base::<B>();
     shallow.model.layers.truncate(1);
     let err = load_adapter(shallow, dir.path(), &Default::default())
@@ -357,7 +357,7 @@ fn adapter_tensors_that_do_not_fit_are_all_listed() {
 #[test]
 fn saving_a_model_without_adapters_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let err = save_adapter(&base::<B>(), dir.path(), "x").unwrap_err();
+    let err = save_adapter(&base::<B>(), dir.path(), None).unwrap_err();
     assert!(err.to_string().contains("no adapters"), "{err}");
 }
 
@@ -462,6 +462,56 @@ fn adapters_made_by_peft_load_with_peft_logits() {
                 let err = peft_error(run(model), at(case, &[key]), &mask);
                 assert!(err < 1e-4, "{name} {key}: differs from PEFT by {err}");
             }
+        }
+    }
+}
+
+#[test]
+fn adapter_gradients_are_the_chain_rule_of_the_weight_gradient() {
+    // With W' = W + s·A·B, dL/dB = s·Aᵀ·dL/dW' and dL/dA = s·dL/dW'·Bᵀ.
+    let targets = [LoraTarget::QProj, LoraTarget::DownProj];
+    let cfg = config(4, &targets, false);
+    let adapted = perturbed(base::<AD>().with_lora(&cfg, &Default::default()).unwrap());
+    let merged = adapted.clone().merge_adapters();
+    // The merged model with every weight trainable: its weight gradients are dL/dW'.
+    let merged = merged.no_grad();
+    let mut merged = merged;
+    for layer in &mut merged.model.layers {
+        for t in targets {
+            let p = layer.projection_mut(t);
+            let leaf =
+                Tensor::<AD, 2>::from_data(p.base.weight.val().into_data(), &Default::default());
+            p.base.weight = burn::module::Param::from_tensor(leaf.require_grad());
+        }
+    }
+    let loss = |m: &w2s_llama::Llama<AD>| m.forward(tokens(), None).unwrap().powi_scalar(2).mean();
+    let g_lora = loss(&adapted).backward();
+    let g_full = loss(&merged).backward();
+    let s = cfg.scaling() as f32;
+    for (layer, full_layer) in adapted.model.layers.iter().zip(&merged.model.layers) {
+        for t in targets {
+            let lora = layer.projection(t).lora.as_ref().unwrap();
+            let dw = full_layer
+                .projection(t)
+                .base
+                .weight
+                .val()
+                .grad(&g_full)
+                .unwrap();
+            let a = lora.a.val().inner();
+            let b = lora.b.val().inner();
+            let want_b = a.clone().transpose().matmul(dw.clone()).mul_scalar(s);
+            let want_a = dw.matmul(b.transpose()).mul_scalar(s);
+            let got_b = lora.b.val().grad(&g_lora).unwrap();
+            let got_a = lora.a.val().grad(&g_lora).unwrap();
+            let diff = |x: Tensor<B, 2>, y: Tensor<B, 2>| {
+                max_diff(
+                    &x.into_data().into_vec().unwrap(),
+                    &y.into_data().into_vec().unwrap(),
+                )
+            };
+            assert!(diff(got_b, want_b) < 1e-5, "{t:?} B");
+            assert!(diff(got_a, want_a) < 1e-5, "{t:?} A");
         }
     }
 }

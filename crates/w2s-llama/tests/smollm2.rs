@@ -235,3 +235,121 @@ fn greedy_continuations_match_transformers_cached_and_uncached() {
         }
     }
 }
+
+/// What PEFT computes with the adapter [`seeded_adapter`] makes, recorded once by
+/// `scripts/check_peft_adapter.py` (`tests/fixtures/smollm2/peft_adapter.json` says how).
+#[derive(Deserialize)]
+struct PeftExpected {
+    versions: std::collections::BTreeMap<String, String>,
+    tokens: Vec<u32>,
+    last_logits_head: Vec<f32>,
+    last_argmax: u32,
+    last_max_abs: f32,
+}
+
+/// LoRA r 16 on every projection of SmolLM2, `A` drawn as PEFT draws it and `B` from a normal
+/// of std 0.02 (instead of PEFT's zeros, so the adapter changes the logits), all from seed 5 on
+/// the flex backend.
+fn seeded_adapter(model: w2s_llama::Llama<B>) -> w2s_llama::Llama<B> {
+    let device = Default::default();
+    B::seed(&device, 5);
+    let mut model = model
+        .with_lora(&w2s_llama::LoraConfig::default(), &device)
+        .unwrap();
+    for layer in &mut model.model.layers {
+        for target in w2s_llama::LoraTarget::ALL {
+            if let Some(lora) = layer.projection_mut(target).lora.as_mut() {
+                let dims = lora.b.val().dims();
+                lora.b = burn::module::Param::from_tensor(Tensor::random(
+                    dims,
+                    burn::tensor::Distribution::Normal(0.0, 0.02),
+                    &device,
+                ));
+            }
+        }
+    }
+    model
+}
+
+#[test]
+fn a_w2s_adapter_gives_the_logits_peft_gives_and_merges() {
+    let Some(dir) = model_dir() else { return };
+    let base = load(&dir);
+    let adapted = seeded_adapter(base.model);
+    // Where the Python check reads the adapter from: $W2S_SMOLLM2_ADAPTER_OUT when set.
+    let out = tempfile::tempdir().unwrap();
+    let adapter_dir = std::env::var_os("W2S_SMOLLM2_ADAPTER_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| out.path().to_path_buf());
+    w2s_llama::save_adapter(&adapted, &adapter_dir, Some("SmolLM2-135M-Instruct")).unwrap();
+    let reloaded =
+        w2s_llama::load_adapter(load(&dir).model, &adapter_dir, &Default::default()).unwrap();
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2/peft_adapter.json");
+    let expected: PeftExpected =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("peft_adapter.json");
+    assert!(expected.versions.contains_key("peft"));
+
+    let ids: Vec<i64> = expected.tokens.iter().map(|&t| t as i64).collect();
+    let last = |model: &w2s_llama::Llama<B>| -> Vec<f32> {
+        let tokens = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(ids.clone(), [1, ids.len()]),
+            &Default::default(),
+        );
+        let logits = model.forward(tokens, None).unwrap();
+        let [_, s, v] = logits.dims();
+        logits
+            .slice([0..1, s - 1..s, 0..v])
+            .into_data()
+            .into_vec()
+            .unwrap()
+    };
+    let ours = last(&reloaded);
+    let base_logits = last(&load(&dir).model);
+    let moved = ours
+        .iter()
+        .zip(&base_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(moved > 0.1, "the adapter moves the logits by only {moved}");
+    let head_diff = ours
+        .iter()
+        .zip(&expected.last_logits_head)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("w2s vs PEFT, last-position logits: max |diff| {head_diff:.2e}");
+    assert!(
+        head_diff < LOGIT_TOLERANCE,
+        "differs from PEFT by {head_diff}"
+    );
+    let argmax = (0..ours.len())
+        .max_by(|&a, &b| ours[a].total_cmp(&ours[b]))
+        .unwrap();
+    assert_eq!(argmax as u32, expected.last_argmax);
+    let max_abs = ours.iter().fold(0f32, |m, x| m.max(x.abs()));
+    assert!((max_abs - expected.last_max_abs).abs() < LOGIT_TOLERANCE);
+
+    // Merged into the base and saved as a plain checkpoint, it computes the same.
+    let merged_dir = tempfile::tempdir().unwrap();
+    let merged = ModelDir {
+        path: dir.clone(),
+        config: load(&dir).config,
+        model: reloaded.merge_adapters(),
+        tokenizer: None,
+    };
+    merged
+        .save(merged_dir.path(), w2s_llama::SaveOptions::default())
+        .unwrap();
+    let reread =
+        w2s_llama::load_weights::<B>(&merged.config, merged_dir.path(), &Default::default())
+            .unwrap();
+    let merge_diff = last(&reread)
+        .iter()
+        .zip(&ours)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        merge_diff < LOGIT_TOLERANCE,
+        "merged differs by {merge_diff}"
+    );
+}

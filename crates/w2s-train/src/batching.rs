@@ -1,6 +1,12 @@
 //! From records to padded micro-batches: tokenization, the length policy, the seeded data order,
 //! token-budget batching, and the tensors one forward pass needs.
 //!
+//! Records come as text or as conversations (TRL's two forms). Text is encoded with the special
+//! tokens the model's tokenizer adds; a conversation is rendered by the model's chat template and
+//! encoded as transformers' `apply_chat_template(tokenize=True)` encodes it, without added special
+//! tokens (the template writes its own). An SFT row's loss covers its completion, or a
+//! conversation's assistant turns ([`w2s_llama::conversation`]).
+//!
 //! A micro-batch takes records in data order while `rows x longest row` stays within
 //! `batch_tokens` (the padded size, which is what costs compute), so short records travel in large
 //! batches and long ones in small batches. Rows are right-padded. The whole run's order is fixed up
@@ -10,24 +16,64 @@
 //! # Shapes
 //! `b` rows, `s` longest row.
 
+use std::ops::Range;
+
 use burn::prelude::*;
 use rand::rngs::ChaCha12Rng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use w2s_curation::record::{PreferencePair, SftExample};
-use w2s_llama::{PaddingMask, Tokenizer};
+use w2s_curation::record::{PreferenceRecord, SftRecord};
+use w2s_llama::{LlamaError, PaddingMask, Tokenizer};
 
 use crate::config::{Overlong, TrainConfig};
 use crate::error::{Result, TrainError};
 use w2s_data::Digest;
 
-/// A prompt-completion example as token ids (the loss covers the completion only).
+/// An SFT record as token ids: one row, and the ranges of it the loss covers (a prompt-completion
+/// record's completion, a conversation's assistant turns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenizedSft {
-    /// Prompt ids, BOS included when the tokenizer adds one.
-    pub prompt: Vec<u32>,
-    /// Completion ids, EOS included when asked for.
-    pub completion: Vec<u32>,
+    /// The row, BOS included when the tokenizer or the chat template writes one.
+    pub ids: Vec<u32>,
+    /// The ranges of `ids` the loss covers, in order and apart.
+    pub targets: Vec<Range<usize>>,
+}
+
+impl TokenizedSft {
+    /// The row `prompt ++ completion`, the loss on the completion.
+    pub fn prompt_completion(mut prompt: Vec<u32>, completion: Vec<u32>) -> Self {
+        let target = prompt.len()..prompt.len() + completion.len();
+        prompt.extend(completion);
+        Self {
+            targets: vec![target],
+            ids: prompt,
+        }
+    }
+
+    /// Tokens before the first target: the context of the first token the loss counts.
+    pub(crate) fn context_len(&self) -> usize {
+        self.targets.first().map_or(self.ids.len(), |t| t.start)
+    }
+
+    /// Tokens the loss counts.
+    pub(crate) fn target_len(&self) -> usize {
+        self.targets.iter().map(ExactSizeIterator::len).sum()
+    }
+
+    /// The row cut at every target's start and end: context, target, context, target, ..., then
+    /// the context after the last target when there is one. Consecutive pieces alternate, so the
+    /// cuts say which tokens the loss covers; a prompt-completion record's pieces are its prompt
+    /// and its completion.
+    pub(crate) fn segments(&self) -> Vec<&[u32]> {
+        let mut cuts = vec![0];
+        for target in &self.targets {
+            cuts.extend([target.start, target.end]);
+        }
+        if cuts.last() != Some(&self.ids.len()) {
+            cuts.push(self.ids.len());
+        }
+        cuts.windows(2).map(|w| &self.ids[w[0]..w[1]]).collect()
+    }
 }
 
 /// A preference pair as token ids.
@@ -64,45 +110,112 @@ fn encode_parts(
     Ok((prompt_ids, encoded))
 }
 
-/// Tokenizes SFT examples: the prompt with the special tokens the model's tokenizer puts first
-/// (BOS, when its files say so), the completion, then `eos` if given. Prompt and completion are
-/// encoded separately, so the boundary is exact.
+/// Tokenizes SFT records.
+///
+/// - Text: the prompt with the special tokens the model's tokenizer puts first (BOS, when its
+///   files say so), the completion, then `eos` if given; the loss covers the completion. Prompt and
+///   completion are encoded separately, so the boundary is exact.
+/// - A conversation: its chat template's rendering, the loss on its assistant turns
+///   ([`Tokenizer::encode_conversation`]: each turn's text and end-of-turn marker, as TRL's
+///   `assistant_only_loss` takes it). No `eos` is added: the template ends every turn, and TRL
+///   adds none to conversations either.
+///
+/// # Errors
+/// A tokenizer failure; [`TrainError::Record`] for a conversation without an assistant turn or
+/// that the model cannot render: no chat template (the error names the model directory), a
+/// template that refuses it, or one that does not render it turn by turn.
 pub fn tokenize_sft(
-    examples: &[SftExample],
+    records: &[SftRecord],
     tokenizer: &Tokenizer,
     eos: Option<u32>,
 ) -> Result<Vec<TokenizedSft>> {
-    examples
+    records
         .iter()
-        .map(|e| {
-            let (prompt, mut c) = encode_parts(tokenizer, &e.prompt, &[&e.completion], eos)?;
-            Ok(TokenizedSft {
-                prompt,
-                completion: c.remove(0),
-            })
+        .enumerate()
+        .map(|(index, record)| match record {
+            SftRecord::Text(e) => {
+                let (prompt, mut c) = encode_parts(tokenizer, &e.prompt, &[&e.completion], eos)?;
+                Ok(TokenizedSft::prompt_completion(prompt, c.remove(0)))
+            }
+            SftRecord::Conversation(c) => {
+                let encoded = tokenizer
+                    .encode_conversation(&c.messages)
+                    .map_err(|e| unrenderable(index, e))?;
+                if encoded.assistant.is_empty() {
+                    return Err(TrainError::Record {
+                        index,
+                        reason: "no assistant turn: there is nothing to learn from".into(),
+                    });
+                }
+                Ok(TokenizedSft {
+                    ids: encoded.ids,
+                    targets: encoded.assistant,
+                })
+            }
         })
         .collect()
 }
 
-/// Tokenizes preference pairs as [`tokenize_sft`] does each response.
+/// Tokenizes preference pairs.
+///
+/// - Text: as [`tokenize_sft`] does each response.
+/// - A conversation: the prompt rendered for the model to answer (with the generation prompt),
+///   each response as the text its messages add after it ([`Tokenizer::render_reply`]), as TRL
+///   splits conversational pairs; each part encoded without added special tokens, and, as in TRL,
+///   no `eos` added (the template ends the turn).
+///
+/// # Errors
+/// A tokenizer failure; [`TrainError::Record`] for a conversational pair with an empty response or
+/// that the model cannot render, as in [`tokenize_sft`].
 pub fn tokenize_pairs(
-    pairs: &[PreferencePair],
+    pairs: &[PreferenceRecord],
     tokenizer: &Tokenizer,
     eos: Option<u32>,
 ) -> Result<Vec<TokenizedPair>> {
     pairs
         .iter()
-        .map(|p| {
-            let (prompt, mut c) =
-                encode_parts(tokenizer, &p.prompt, &[&p.chosen, &p.rejected], eos)?;
-            let rejected = c.remove(1);
-            Ok(TokenizedPair {
-                prompt,
-                chosen: c.remove(0),
-                rejected,
-            })
+        .enumerate()
+        .map(|(index, pair)| match pair {
+            PreferenceRecord::Text(p) => {
+                let (prompt, mut c) =
+                    encode_parts(tokenizer, &p.prompt, &[&p.chosen, &p.rejected], eos)?;
+                let rejected = c.remove(1);
+                Ok(TokenizedPair {
+                    prompt,
+                    chosen: c.remove(0),
+                    rejected,
+                })
+            }
+            PreferenceRecord::Conversation(p) => {
+                if p.chosen.is_empty() || p.rejected.is_empty() {
+                    return Err(TrainError::Record {
+                        index,
+                        reason: "\"chosen\" and \"rejected\" need a message each".into(),
+                    });
+                }
+                let reply = |messages| {
+                    tokenizer
+                        .render_reply(&p.prompt, messages)
+                        .map_err(|e| unrenderable(index, e))
+                };
+                let ((prompt, chosen), (_, rejected)) = (reply(&p.chosen)?, reply(&p.rejected)?);
+                Ok(TokenizedPair {
+                    prompt: tokenizer.encode(&prompt, false)?,
+                    chosen: tokenizer.encode(&chosen, false)?,
+                    rejected: tokenizer.encode(&rejected, false)?,
+                })
+            }
         })
         .collect()
+}
+
+/// Record `index`, a conversation the model's chat template cannot render as asked (`cause` names
+/// the model directory or the template's file).
+fn unrenderable(index: usize, cause: LlamaError) -> TrainError {
+    TrainError::Record {
+        index,
+        reason: format!("conversation: {cause}"),
+    }
 }
 
 /// Checks one sequence (`prompt ++ completion`) and says whether it fits in `max_len`.
@@ -280,20 +393,26 @@ fn pack_grouped(
     batches
 }
 
-/// Right-padded rows of one forward pass, each split into a prompt and a completion.
+/// Right-padded rows of one forward pass, each with the ranges its loss covers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Rows {
     rows: Vec<Vec<u32>>,
-    prompt_lens: Vec<usize>,
+    targets: Vec<Vec<Range<usize>>>,
 }
 
 impl Rows {
-    /// Appends the row `prompt ++ completion`.
+    /// Appends the row `prompt ++ completion`, the loss on the completion.
     pub fn push(&mut self, prompt: &[u32], completion: &[u32]) {
-        let mut row = prompt.to_vec();
-        row.extend_from_slice(completion);
-        self.rows.push(row);
-        self.prompt_lens.push(prompt.len());
+        self.push_record(TokenizedSft::prompt_completion(
+            prompt.to_vec(),
+            completion.to_vec(),
+        ));
+    }
+
+    /// Appends a record's row, the loss on its targets.
+    pub fn push_record(&mut self, record: TokenizedSft) {
+        self.rows.push(record.ids);
+        self.targets.push(record.targets);
     }
 
     /// The tensors of the rows.
@@ -302,8 +421,12 @@ impl Rows {
         let (b, s) = (grid.len(), padding.len());
         let ids: Vec<i64> = grid.iter().flatten().map(|&t| i64::from(t)).collect();
         let mut completion = Vec::with_capacity(b * s);
-        for (row, &prompt) in padding.rows().iter().zip(&self.prompt_lens) {
-            completion.extend(row.iter().enumerate().map(|(t, &real)| real && t >= prompt));
+        for (row, targets) in padding.rows().iter().zip(&self.targets) {
+            completion.extend(
+                row.iter()
+                    .enumerate()
+                    .map(|(t, &real)| real && targets.iter().any(|target| target.contains(&t))),
+            );
         }
         let real: Vec<bool> = padding.rows().iter().flatten().copied().collect();
         PaddedBatch {
@@ -322,7 +445,8 @@ pub(crate) struct PaddedBatch<B: Backend> {
     pub ids: Tensor<B, 2, Int>,
     /// Which columns are real, for the model.
     pub padding: PaddingMask,
-    /// `[b, s]` true on completion tokens.
+    /// `[b, s]` true on the tokens the loss covers: the completion, a conversation's assistant
+    /// turns.
     pub completion: Tensor<B, 2, Bool>,
     /// `[b, s]` true on every real token (prompt and completion).
     pub real: Tensor<B, 2, Bool>,
@@ -344,6 +468,10 @@ impl<B: Backend> PaddedBatch<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::backend::Flex;
+    use std::path::{Path, PathBuf};
+    use w2s_curation::record::{PreferencePair, SftExample};
+    use w2s_data::{ChatMessage, PreferenceConversation, SftConversation};
 
     #[test]
     fn length_grouping_pads_less_and_keeps_every_record_once() {
@@ -484,5 +612,246 @@ mod tests {
         ));
         assert!(check_sequence(0, 2, 0, 5, Overlong::Error).is_err());
         assert!(check_sequence(0, 0, 2, 5, Overlong::Error).is_err());
+    }
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../w2s-llama/tests/fixtures")
+    }
+
+    /// A tokenizer of w2s-llama's tokenization fixtures: `no_bos` has SmolLM2's ChatML template,
+    /// `bos` a Llama 3 style one with a system turn (and BOS from its post-processor).
+    fn tokenizer(name: &str) -> Tokenizer {
+        let path = fixtures()
+            .join("tokenization")
+            .join(name)
+            .join("tokenizer.json");
+        Tokenizer::from_file(path, 320, None).expect("fixture tokenizer")
+    }
+
+    fn conversation(messages: &[(&str, &str)]) -> SftRecord {
+        SftRecord::Conversation(SftConversation {
+            messages: messages
+                .iter()
+                .map(|(role, content)| ChatMessage::new(*role, *content))
+                .collect(),
+            extra: Default::default(),
+        })
+    }
+
+    fn text(prompt: &str, completion: &str) -> SftRecord {
+        SftRecord::Text(SftExample {
+            prompt: prompt.into(),
+            completion: completion.into(),
+            extra: Default::default(),
+        })
+    }
+
+    /// Each row's `(ids, mask)` as the loss sees them.
+    fn batch(records: &[TokenizedSft]) -> Vec<(Vec<i64>, Vec<bool>)> {
+        let mut rows = Rows::default();
+        for record in records {
+            rows.push_record(record.clone());
+        }
+        let padded = rows.to_batch::<Flex>(&Default::default());
+        let [b, s] = padded.ids.dims();
+        let ids = padded
+            .ids
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap();
+        let mask = padded.completion.into_data().to_vec::<bool>().unwrap();
+        (0..b)
+            .map(|r| {
+                let row = r * s..(r + 1) * s;
+                (ids[row.clone()].to_vec(), mask[row].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prompt_completion_batches_are_as_before() {
+        // Rows of 2 + 3 and 1 + 1 tokens: the mask is on the completion, never on padding.
+        let records = [
+            TokenizedSft::prompt_completion(vec![7, 8], vec![9, 10, 11]),
+            TokenizedSft::prompt_completion(vec![5], vec![6]),
+        ];
+        let expected = [
+            (vec![7, 8, 9, 10, 11], vec![false, false, true, true, true]),
+            (vec![5, 6, 0, 0, 0], vec![false, true, false, false, false]),
+        ];
+        assert_eq!(batch(&records), expected);
+        let mut rows = Rows::default();
+        rows.push(&[7, 8], &[9, 10, 11]);
+        rows.push(&[5], &[6]);
+        let padded = rows.to_batch::<Flex>(&Default::default());
+        let mask = padded.completion.into_data().to_vec::<bool>().unwrap();
+        assert_eq!(
+            mask,
+            [expected[0].1.clone(), expected[1].1.clone()].concat()
+        );
+        // The token digest, which checkpoints store, sees the prompt and the completion as before.
+        assert_eq!(
+            token_digest(records.iter().flat_map(TokenizedSft::segments)),
+            token_digest([&[7, 8][..], &[9, 10, 11], &[5], &[6]])
+        );
+        // Text records tokenize as before: the prompt with the tokenizer's BOS, then the completion
+        // and EOS.
+        let tok = tokenizer("bos");
+        let tokenized = tokenize_sft(&[text("Hello", " world")], &tok, Some(5)).unwrap();
+        let (prompt, completion) = tok.encode_prompt_completion("Hello", " world").unwrap();
+        let expected = TokenizedSft::prompt_completion(prompt, [completion, vec![5]].concat());
+        assert_eq!(tokenized, [expected]);
+    }
+
+    #[test]
+    fn the_mask_of_a_conversation_is_exactly_its_assistant_tokens() {
+        let chat = [
+            ("system", "Be brief."),
+            ("user", "Say hi."),
+            ("assistant", "Hi there!"),
+            ("user", "What is 6 times 7?"),
+            ("assistant", "42"),
+            ("user", "Thanks."),
+        ];
+        for (name, end_of_turn) in [("no_bos", "<|im_end|>\n"), ("bos", "<|eot_id|>")] {
+            let tok = tokenizer(name);
+            let records = [conversation(&chat), text("Hello", " world")];
+            let tokenized = tokenize_sft(&records, &tok, Some(2)).unwrap();
+            let rows = batch(&tokenized);
+            let (ids, mask) = &rows[0];
+            let real = tokenized[0].ids.len();
+            let as_ids = |ids: &[i64]| -> Vec<u32> { ids.iter().map(|&t| t as u32).collect() };
+            let decoded = |keep: bool| -> String {
+                let picked: Vec<i64> = ids[..real]
+                    .iter()
+                    .zip(mask)
+                    .filter(|(_, &m)| m == keep)
+                    .map(|(&t, _)| t)
+                    .collect();
+                tok.decode(&as_ids(&picked), false).unwrap()
+            };
+            assert_eq!(
+                decoded(true),
+                format!("Hi there!{end_of_turn}42{end_of_turn}"),
+                "{name}"
+            );
+            let rendered = tok
+                .apply_chat_template(&chat_messages(&chat), &Default::default())
+                .unwrap();
+            let context = decoded(false);
+            assert!(
+                context.contains("Say hi.") && context.contains("Thanks."),
+                "{name}: {context:?}"
+            );
+            assert!(!context.contains("Hi there!"), "{name}: {context:?}");
+            assert_eq!(tok.decode(&as_ids(&ids[..real]), false).unwrap(), rendered);
+            assert!(
+                mask[real..].iter().all(|&m| !m),
+                "{name}: padding is never a target"
+            );
+            // No EOS after a conversation: its template ends every turn.
+            assert_eq!(
+                tokenized[0].target_len(),
+                mask.iter().filter(|&&m| m).count()
+            );
+            assert_ne!(tokenized[0].ids.last(), Some(&2));
+        }
+    }
+
+    fn chat_messages(chat: &[(&str, &str)]) -> Vec<ChatMessage> {
+        chat.iter()
+            .map(|(role, content)| ChatMessage::new(*role, *content))
+            .collect()
+    }
+
+    #[test]
+    fn conversations_the_model_cannot_render_name_the_record_and_the_model() {
+        // The fixture model directory has a tokenizer but no chat template.
+        let dir = fixtures().join("gqa_sharded");
+        let tok = Tokenizer::from_file(dir.join("tokenizer.json"), 1000, Some(1)).unwrap();
+        let records = [
+            text("a", "b"),
+            conversation(&[("user", "a"), ("assistant", "b")]),
+        ];
+        let err = tokenize_sft(&records, &tok, None).unwrap_err();
+        assert!(matches!(err, TrainError::Record { index: 1, .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&dir.display().to_string()), "{message}");
+        assert!(message.contains("no chat template"), "{message}");
+
+        let err = tokenize_sft(
+            &[conversation(&[("user", "a")])],
+            &tokenizer("no_bos"),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, TrainError::Record { index: 0, reason } if reason.contains("no assistant turn")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn conversational_pairs_split_at_the_prompt_rendered_for_generation() {
+        let user = vec![ChatMessage::new("user", "What is 6 times 7?")];
+        let answer = |a: &str| vec![ChatMessage::new("assistant", a)];
+        let pairs = [
+            PreferenceRecord::Conversation(PreferenceConversation {
+                prompt: user.clone(),
+                chosen: answer("42"),
+                rejected: answer("41"),
+                extra: Default::default(),
+            }),
+            PreferenceRecord::Text(PreferencePair {
+                prompt: "Hello".into(),
+                chosen: " world".into(),
+                rejected: " there".into(),
+                extra: Default::default(),
+            }),
+        ];
+        for (name, end_of_turn) in [("no_bos", "<|im_end|>\n"), ("bos", "<|eot_id|>")] {
+            let tok = tokenizer(name);
+            let tokenized = tokenize_pairs(&pairs, &tok, Some(2)).unwrap();
+            let conversation = &tokenized[0];
+            let options = w2s_llama::ChatOptions::generation();
+            assert_eq!(
+                conversation.prompt,
+                tok.encode_chat(&user, &options).unwrap()
+            );
+            let decode = |ids: &[u32]| tok.decode(ids, false).unwrap();
+            assert_eq!(decode(&conversation.chosen), format!("42{end_of_turn}"));
+            assert_eq!(decode(&conversation.rejected), format!("41{end_of_turn}"));
+            // The text pair is encoded as before.
+            let (prompt, completion) = tok.encode_prompt_completion("Hello", " world").unwrap();
+            assert_eq!(tokenized[1].prompt, prompt);
+            assert_eq!(tokenized[1].chosen, [completion, vec![2]].concat());
+        }
+        let empty = PreferenceRecord::Conversation(PreferenceConversation {
+            prompt: user,
+            chosen: Vec::new(),
+            rejected: answer("41"),
+            extra: Default::default(),
+        });
+        let err = tokenize_pairs(&[empty], &tokenizer("no_bos"), None).unwrap_err();
+        assert!(matches!(err, TrainError::Record { index: 0, .. }), "{err}");
+    }
+
+    #[test]
+    fn segments_alternate_context_and_targets() {
+        let record = TokenizedSft {
+            ids: (0..10).collect(),
+            targets: vec![2..4, 6..8],
+        };
+        assert_eq!(
+            record.segments(),
+            [&[0, 1][..], &[2, 3], &[4, 5], &[6, 7], &[8, 9]]
+        );
+        assert_eq!((record.context_len(), record.target_len()), (2, 4));
+        let ending = TokenizedSft {
+            targets: vec![2..4, 6..10],
+            ..record
+        };
+        assert_eq!(ending.segments().len(), 4);
     }
 }

@@ -5,6 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | `config.json`, `model.safetensors` | the weights in HF layout (f32, exact), loadable by transformers |
+//! | or `adapter_config.json`, `adapter_model.safetensors` | when training LoRA adapters: only the adapters, in PEFT's layout (the frozen base is the model the run started from) |
 //! | `optimizer.bin` | AdamW's moments and step counts (burn record, bincode, full precision) |
 //! | `trainer_state.json` | [`TrainerState`]: step, data-plan digest, parameter ids |
 //! | `train_config.json` | the run's [`crate::TrainConfig`] and objective, to refuse a mismatched resume |
@@ -24,7 +25,10 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use w2s_data::write_atomic;
-use w2s_llama::{load_weights, save_weights, Llama, LlamaConfig, SaveOptions};
+use w2s_llama::{
+    load_adapter, load_weights, save_adapter, save_weights, Llama, LlamaConfig, SaveOptions,
+    ADAPTER_CONFIG_FILE,
+};
 
 use crate::error::{Result, TrainError};
 use crate::optimizer::{assign_param_ids, param_ids, LlamaAdamW};
@@ -118,7 +122,8 @@ pub fn checkpoints(output_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
 }
 
 /// The newest checkpoint in `output_dir` that loads, for a resume; `new_optimizer` builds the
-/// fresh optimizer each attempt fills.
+/// fresh optimizer each attempt fills, and `base` is the model the run started from (a LoRA
+/// checkpoint holds only adapters, which are put on it).
 ///
 /// A checkpoint that fails to load (a truncated weight file, a garbled state file) is reported
 /// on stderr with its error and the next older one is tried, so a damaged checkpoint costs its
@@ -130,11 +135,12 @@ pub fn checkpoints(output_dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
 pub fn load_newest_checkpoint<B: AutodiffBackend>(
     output_dir: &Path,
     new_optimizer: impl Fn() -> LlamaAdamW<B>,
+    base: &Llama<B>,
     device: &B::Device,
 ) -> Result<Option<Checkpoint<B>>> {
     let found = checkpoints(output_dir)?;
     for (_, dir) in &found {
-        match load_checkpoint(dir, new_optimizer(), device) {
+        match load_checkpoint(dir, new_optimizer(), base, device) {
             Ok(checkpoint) => return Ok(Some(checkpoint)),
             Err(e) => eprintln!(
                 "warning: {}: checkpoint does not load ({e}); trying the one before it",
@@ -168,15 +174,21 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
-/// Writes the weights in HF layout plus the run config: the final model directory, and the first
-/// half of every checkpoint.
+/// Writes the weights in HF layout (or, for a model with adapters, the adapters in PEFT's layout
+/// with `base_model` as their base) plus the run config: the final model directory, and the
+/// first half of every checkpoint.
 pub(crate) fn save_model<B: AutodiffBackend>(
     dir: &Path,
     model: &Llama<B>,
     llama_config: &LlamaConfig,
+    base_model: Option<&str>,
     run_config: &serde_json::Value,
 ) -> Result<()> {
-    save_weights(model, llama_config, dir, SaveOptions::default())?;
+    if model.lora().is_some() {
+        save_adapter(model, dir, base_model)?;
+    } else {
+        save_weights(model, llama_config, dir, SaveOptions::default())?;
+    }
     write_json(&dir.join(RUN_CONFIG_FILE), run_config)
 }
 
@@ -185,6 +197,7 @@ pub(crate) fn save_checkpoint<B: AutodiffBackend>(
     output_dir: &Path,
     model: &Llama<B>,
     llama_config: &LlamaConfig,
+    base_model: Option<&str>,
     optimizer: &LlamaAdamW<B>,
     state: &TrainerState,
     run_config: &serde_json::Value,
@@ -195,7 +208,13 @@ pub(crate) fn save_checkpoint<B: AutodiffBackend>(
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    save_model(&tmp, model, llama_config, run_config)?;
+    save_model(&tmp, model, llama_config, base_model, run_config)?;
+    if model.lora().is_some() {
+        // A checkpoint also names its model's shape, which a bare adapter directory does not.
+        write_atomic(tmp.join("config.json"), |file| {
+            file.write_all(llama_config.to_json("float32").as_bytes())
+        })?;
+    }
     let optimizer_path = tmp.join(OPTIMIZER_FILE);
     let bytes = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(optimizer.to_record(), ())
@@ -214,10 +233,12 @@ pub(crate) fn save_checkpoint<B: AutodiffBackend>(
 }
 
 /// Loads a checkpoint: weights, trainer state, run config and optimizer state for `optimizer`
-/// (a freshly built optimizer of the same kind).
+/// (a freshly built optimizer of the same kind). A checkpoint of LoRA adapters puts them on
+/// `base` (its own adapters, if any, are replaced); a full one ignores it.
 pub fn load_checkpoint<B: AutodiffBackend>(
     dir: &Path,
     optimizer: LlamaAdamW<B>,
+    base: &Llama<B>,
     device: &B::Device,
 ) -> Result<Checkpoint<B>> {
     let llama_config = LlamaConfig::from_file(dir.join("config.json"))?;
@@ -228,7 +249,11 @@ pub fn load_checkpoint<B: AutodiffBackend>(
         .iter()
         .map(|&id| ParamId::from(id))
         .collect();
-    let model = load_weights::<B>(&llama_config, dir, device)?;
+    let model = if dir.join(ADAPTER_CONFIG_FILE).is_file() {
+        load_adapter(base.without_adapters(), dir, device)?
+    } else {
+        load_weights::<B>(&llama_config, dir, device)?
+    };
     let model = assign_param_ids::<B, _>(model, &ids).map_err(|e| TrainError::Resume {
         path: dir.to_path_buf(),
         reason: e.to_string(),

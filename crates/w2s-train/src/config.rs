@@ -17,6 +17,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use w2s_llama::LoraConfig;
 
 use crate::error::{Result, TrainError};
 
@@ -101,6 +102,11 @@ pub struct TrainConfig {
     /// Tokens per chunk of the memory-efficient log-prob path (the lm_head never materializes
     /// more than `chunk x vocab` logits).
     pub logprob_chunk_size: usize,
+    /// Train LoRA adapters on a frozen base instead of every weight (a `[lora]` table; absent
+    /// means full fine-tuning). The adapters are drawn from `seed`; the run saves them in PEFT's
+    /// layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
 }
 
 impl Default for TrainConfig {
@@ -128,6 +134,7 @@ impl Default for TrainConfig {
             eval_every: None,
             checkpoint_every: None,
             logprob_chunk_size: w2s_losses::DEFAULT_CHUNK_SIZE,
+            lora: None,
         }
     }
 }
@@ -204,7 +211,12 @@ impl TrainConfig {
         if let Some(n) = self.checkpoint_every {
             nonzero("checkpoint_every", n)?;
         }
-        nonzero("logprob_chunk_size", self.logprob_chunk_size)
+        nonzero("logprob_chunk_size", self.logprob_chunk_size)?;
+        if let Some(lora) = &self.lora {
+            lora.validate()
+                .map_err(|e| TrainError::config("lora", e.to_string()))?;
+        }
+        Ok(())
     }
 }
 

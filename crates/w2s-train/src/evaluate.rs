@@ -1,8 +1,9 @@
 //! An evaluation run: greedy answers to every question of a split, graded by w2s-eval.
 //!
 //! Each question is asked with the zero-shot prompt of docs/method.md (`Question: {q}\nAnswer:`),
-//! answered greedily, and the responses are written to `OUT/responses.jsonl`
-//! (`{"id", "prompt", "response", "gold", "level"?, "subject"?}`). They are then graded by
+//! which the model reads in its [`PromptFormat`], answered greedily, and the responses are written
+//! to `OUT/responses.jsonl` (`{"id", "prompt", "response", "gold", "level"?, "subject"?}`, the
+//! prompt as its text). They are then graded by
 //! [`w2s_eval::grade_file`], the same code as the `grade` example, into `OUT/graded.jsonl` and the
 //! report `OUT/report.json`.
 
@@ -18,6 +19,7 @@ use w2s_llama::{generate, GenerationConfig, Llama, Tokenizer};
 
 use crate::error::{Result, TrainError};
 use crate::metrics_log::progress_bar;
+use crate::prompt_format::PromptFormat;
 
 /// The files and report of an evaluation run.
 #[derive(Debug, Clone)]
@@ -30,7 +32,8 @@ pub struct EvalRun {
     pub graded: PathBuf,
 }
 
-/// Answers `problems` with `model` and grades the answers for `task` (see module docs).
+/// Answers `problems` with `model`, which reads them in `format`, and grades the answers for `task`
+/// (see module docs).
 ///
 /// `generation` should be greedy (`Sampling::greedy()`) with one sample for the usual accuracy;
 /// its stop strings and token budget are used as given.
@@ -41,6 +44,7 @@ pub struct EvalRun {
 pub fn evaluate<B: Backend>(
     model: &Llama<B>,
     tokenizer: &Tokenizer,
+    format: PromptFormat,
     task: TaskKind,
     problems: &[Problem],
     generation: &GenerationConfig,
@@ -65,8 +69,8 @@ pub fn evaluate<B: Backend>(
         let prompts: Vec<String> = chunk.iter().map(|p| zero_shot(&p.question)).collect();
         let ids = prompts
             .iter()
-            .map(|p| tokenizer.encode_with_special_tokens(p))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .map(|p| format.encode(tokenizer, p))
+            .collect::<Result<Vec<_>>>()?;
         for g in generate(model, &ids, generation, Some(tokenizer), &device)? {
             let problem = &chunk[g.prompt_index];
             let mut line = Map::new();

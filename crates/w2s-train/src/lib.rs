@@ -1,6 +1,7 @@
 //! `w2s-train`: the only crate of w2s that owns an optimizer.
 //!
-//! - [`train_sft`]: supervised fine-tuning with a completion-only loss.
+//! - [`train_sft`]: supervised fine-tuning with the loss on the completion, or on a
+//!   conversation's assistant turns.
 //! - [`train_preference`]: DPO and its family, ORPO and SimPO (any [`PreferenceLossConfig`]),
 //!   with a frozen reference model, precomputed reference log-probs
 //!   ([`precompute_reference`]), or no reference for reference-free losses.
@@ -10,6 +11,8 @@
 //!   crash-safe checkpoints ([`checkpoint`]) from which a run resumes exactly.
 //! - [`sample_dataset`]: n seeded samples per prompt over a dataset, as resumable JSONL.
 //! - [`evaluate`]: greedy answers over a split, graded by w2s-eval into its report.
+//! - [`PromptFormat`]: how a model reads the method's prompts, as text or through its chat
+//!   template.
 //! - [`memory_plan`]: what a training or sampling stage will hold, printed before it starts and
 //!   checked against the memory there is.
 //! - [`pipeline`]: the whole weak-to-strong method as stages over a run directory.
@@ -29,6 +32,7 @@ mod metrics_log;
 pub mod optimizer;
 pub mod pipeline;
 pub mod preference;
+pub mod prompt_format;
 pub mod sampling;
 pub mod schedule;
 mod scoring;
@@ -45,12 +49,13 @@ pub use config::{LrSchedule, Overlong, TrainConfig};
 pub use error::{Result, TrainError};
 pub use evaluate::{evaluate, EvalRun};
 pub use memory_plan::{
-    parameter_count, trained_parameter_count, MemoryBudget, MemoryPlan, MicroBatch, SamplingShape,
-    TrainingShape,
+    adapter_parameter_count, parameter_count, trained_parameter_count, MemoryBudget, MemoryPlan,
+    MicroBatch, SamplingShape, TrainingShape,
 };
 pub use preference::{
     load_reference_cache, precompute_reference, save_reference_cache, train_preference, Reference,
 };
+pub use prompt_format::PromptFormat;
 pub use sampling::{sample_dataset, PromptRecord, SamplingSummary};
 pub use sft::train_sft;
 pub use trainer::{TrainOptions, TrainOutcome};

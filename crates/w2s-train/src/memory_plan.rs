@@ -2,11 +2,13 @@
 //! line, printed before it starts and checked against the memory there is, so that a run that
 //! cannot fit is refused up front with what to change, instead of being killed part-way.
 //!
-//! Every line follows the code that allocates it; all tensors are f32 (4 bytes):
+//! Every line follows the code that allocates it; tensors are f32 (4 bytes) except a bf16 base
+//! (`w2s_llama::Llama::cast_base`), whose weights and KV cache take 2:
 //!
-//! - weights: 4 bytes per parameter ([`parameter_count`]);
+//! - weights: 4 bytes per parameter ([`parameter_count`]), 2 for a bf16 base;
 //! - reference model: 4 per parameter of a frozen reference model scored on every micro-batch;
-//! - adapters: 0, as LoRA does not exist yet; the line keeps the plan's shape for it;
+//! - adapters: 4 per LoRA adapter parameter, `r · (d_in + d_out)` per adapted projection
+//!   ([`adapter_parameter_count`]); with adapters the trained parameters are theirs alone;
 //! - gradients: 4 per trained parameter (one that requires grad, [`trained_parameter_count`]),
 //!   twice with gradient accumulation, where burn's accumulator holds the sum while the next
 //!   micro-batch's gradients are made;
@@ -52,7 +54,8 @@ use std::fmt;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use w2s_llama::LlamaConfig;
+use burn::tensor::FloatDType;
+use w2s_llama::{LlamaConfig, LoraConfig, LoraTarget};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
@@ -172,6 +175,10 @@ pub struct TrainingShape<'a> {
     pub trained_params: usize,
     /// Parameters of a frozen reference model held beside it (0 for none).
     pub reference_params: usize,
+    /// The LoRA adapters trained on the frozen base, if any.
+    pub lora: Option<&'a LoraConfig>,
+    /// The dtype the base weights are held in.
+    pub base_dtype: FloatDType,
 }
 
 /// What a sampling plan is computed from.
@@ -185,6 +192,10 @@ pub struct SamplingShape<'a> {
     pub prompt_len: usize,
     /// Most tokens generated per row.
     pub max_new_tokens: usize,
+    /// LoRA adapters on the model, if any.
+    pub lora: Option<&'a LoraConfig>,
+    /// The dtype the base weights (and so the KV cache) are held in.
+    pub base_dtype: FloatDType,
 }
 
 /// Parameters of a model with `config`, as `LlamaConfig::init` and the weight loader build it.
@@ -201,6 +212,30 @@ pub fn parameter_count(config: &LlamaConfig) -> usize {
     let layer = 2 * d * q + 2 * d * kv + 3 * d * i + 2 * d;
     let head = if config.tie_word_embeddings { 0 } else { d * v };
     v * d + config.num_hidden_layers * layer + d + head
+}
+
+/// Parameters of the LoRA adapters `lora` puts on a model with `config`.
+pub fn adapter_parameter_count(config: &LlamaConfig, lora: &LoraConfig) -> usize {
+    let (d, i) = (config.hidden_size, config.intermediate_size);
+    let (q, kv) = (
+        config.num_attention_heads * config.head_dim(),
+        config.num_key_value_heads() * config.head_dim(),
+    );
+    let per_layer: usize = lora
+        .targets
+        .iter()
+        .map(|target| {
+            let (d_in, d_out) = match target {
+                LoraTarget::QProj => (d, q),
+                LoraTarget::KProj | LoraTarget::VProj => (d, kv),
+                LoraTarget::OProj => (q, d),
+                LoraTarget::GateProj | LoraTarget::UpProj => (d, i),
+                LoraTarget::DownProj => (i, d),
+            };
+            lora.r * (d_in + d_out)
+        })
+        .sum();
+    config.num_hidden_layers * per_layer
 }
 
 /// Parameters of `module` that require gradients: those the optimizer trains. On a backend
@@ -275,16 +310,49 @@ fn line(name: &'static str, bytes: u64, detail: String) -> MemoryLine {
     }
 }
 
-fn adapters() -> MemoryLine {
-    line("adapters", 0, "none: LoRA is not available yet".into())
+fn adapters(model: &LlamaConfig, lora: Option<&LoraConfig>) -> MemoryLine {
+    match lora {
+        None => line(
+            "adapters",
+            0,
+            "none: full fine-tuning or plain inference".into(),
+        ),
+        Some(lora) => {
+            let params = adapter_parameter_count(model, lora);
+            line(
+                "adapters",
+                F32 * params as u64,
+                format!(
+                    "LoRA r {} on {} projections per layer: {} parameters, f32",
+                    lora.r,
+                    lora.targets.len(),
+                    millions(params)
+                ),
+            )
+        }
+    }
 }
 
-fn weights(model: &LlamaConfig) -> MemoryLine {
+/// `dtype` as the plan prints it: `f32`, `bf16`.
+fn dtype_name(dtype: FloatDType) -> String {
+    format!("{dtype:?}").to_lowercase()
+}
+
+/// Bytes of one value of `dtype`.
+fn bytes_of(dtype: FloatDType) -> u64 {
+    match dtype {
+        FloatDType::F64 => 8,
+        FloatDType::F16 | FloatDType::BF16 => 2,
+        _ => F32,
+    }
+}
+
+fn weights(model: &LlamaConfig, dtype: FloatDType) -> MemoryLine {
     let params = parameter_count(model);
     line(
         "weights",
-        F32 * params as u64,
-        format!("{} parameters, f32", millions(params)),
+        bytes_of(dtype) * params as u64,
+        format!("{} parameters, {}", millions(params), dtype_name(dtype)),
     )
 }
 
@@ -297,6 +365,8 @@ impl MemoryPlan {
             micro_batch,
             trained_params,
             reference_params,
+            lora,
+            base_dtype,
         } = *shape;
         let MicroBatch { tokens, seq_len } = micro_batch;
         let layers = model.num_hidden_layers;
@@ -311,7 +381,7 @@ impl MemoryPlan {
         let loss = F32 * (chunk * model.vocab_size) as u64;
         let checkpoint =
             (CHECKPOINT_BYTES * trained).saturating_sub(gradients + activations + loss);
-        let mut lines = vec![weights(model)];
+        let mut lines = vec![weights(model, base_dtype)];
         if reference_params > 0 {
             lines.push(line(
                 "reference model",
@@ -320,7 +390,7 @@ impl MemoryPlan {
             ));
         }
         lines.extend([
-            adapters(),
+            adapters(model, lora),
             line(
                 "gradients",
                 gradients,
@@ -372,12 +442,15 @@ impl MemoryPlan {
             rows,
             prompt_len,
             max_new_tokens,
+            lora,
+            base_dtype,
         } = *shape;
         let layers = model.num_hidden_layers;
         // Keys and values of `layers` layers' buffers of `columns` columns.
         let kv = |layers: usize, columns: usize| {
-            F32 * (2 * layers * rows * model.num_key_value_heads() * model.head_dim() * columns)
-                as u64
+            bytes_of(base_dtype)
+                * (2 * layers * rows * model.num_key_value_heads() * model.head_dim() * columns)
+                    as u64
         };
         // The prefill's tensors and the cache's buffers right after it (nothing runs when
         // nothing is to be generated), and the capacity decoding grows the buffers to.
@@ -392,8 +465,8 @@ impl MemoryPlan {
         let cache = kv(layers + 1, capacity);
         let beyond_cache = (prefill + kv(layers, prefill_columns)).saturating_sub(cache);
         let lines = vec![
-            weights(model),
-            adapters(),
+            weights(model, base_dtype),
+            adapters(model, lora),
             line(
                 "activations",
                 beyond_cache,
@@ -494,9 +567,9 @@ impl MemoryPlan {
                 if fixed > budget {
                     return format!(
                         "the model alone needs {} at f32 with AdamW (weights, gradients and 2 \
-                         moments: 16 bytes per trained parameter), and LoRA adapters and bf16 \
-                         weights are not available yet, so train a smaller model or on a \
-                         machine with more memory",
+                         moments: 16 bytes per trained parameter): train LoRA adapters instead \
+                         (a `[lora]` table, --lora-r), a smaller model, or on a machine with \
+                         more memory",
                         format_bytes(fixed)
                     );
                 }

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,9 @@ pub enum Reference<B: Backend> {
     None,
     /// A frozen model scored on every micro-batch.
     Model(Box<Llama<B>>),
+    /// The policy itself with its LoRA adapters switched off, scored on every micro-batch: the
+    /// base it started from, with no second copy of the weights.
+    AdaptersOff,
     /// Values from [`precompute_reference`], for the training and the evaluation pairs.
     Precomputed {
         /// One entry per training pair.
@@ -60,6 +64,7 @@ impl<B: Backend> Reference<B> {
         match self {
             Reference::None => "none",
             Reference::Model(_) => "model",
+            Reference::AdaptersOff => "adapters_off",
             Reference::Precomputed { .. } => "precomputed",
         }
     }
@@ -94,6 +99,15 @@ pub fn train_preference<B: AutodiffBackend + ChunkedLogprobsBackend>(
                 "loss `{}` needs a reference model or precomputed log-probs",
                 loss.name()
             ),
+        ));
+    }
+    if matches!(reference, Reference::AdaptersOff)
+        && model.lora().is_none()
+        && config.lora.is_none()
+    {
+        return Err(TrainError::config(
+            "reference",
+            "`adapters_off` needs LoRA adapters to switch off: give a `lora` config".to_string(),
         ));
     }
     if let Reference::Precomputed { train, eval: ev } = &reference {
@@ -309,14 +323,24 @@ impl<R: Backend> Preference<R> {
         }
     }
 
-    /// Reference sums for `batch` of `split`, or `None` when the loss has no reference.
-    fn reference_values(&self, split: Split, batch: &[usize]) -> Result<Option<Vec<[f32; 2]>>> {
+    /// Reference sums for `batch` of `split`, or `None` when the loss has no reference;
+    /// `policy` gives the policy being trained, without autodiff, for [`Reference::AdaptersOff`].
+    fn reference_values(
+        &self,
+        split: Split,
+        batch: &[usize],
+        policy: &dyn Fn() -> Llama<R>,
+    ) -> Result<Option<Vec<[f32; 2]>>> {
         let set = self.pairs(split);
+        let rows = || pair_rows(batch.iter().map(|&i| &set[i].1));
         match &self.reference {
             Reference::None => Ok(None),
             Reference::Model(model) => {
-                let rows = pair_rows(batch.iter().map(|&i| &set[i].1));
-                score_pairs(model, &rows, batch.len(), self.chunk).map(Some)
+                score_pairs(model, &rows(), batch.len(), self.chunk).map(Some)
+            }
+            Reference::AdaptersOff => {
+                let base = policy().without_adapters();
+                score_pairs(&base, &rows(), batch.len(), self.chunk).map(Some)
             }
             Reference::Precomputed { train, eval } => {
                 let table = match split {
@@ -343,6 +367,7 @@ impl<R: Backend> Preference<R> {
     fn batch_loss<M: Backend>(
         &self,
         model: &Llama<M>,
+        policy: &dyn Fn() -> Llama<R>,
         split: Split,
         batch: &[usize],
         logprobs: LogprobsFn<M>,
@@ -365,7 +390,7 @@ impl<R: Backend> Preference<R> {
             None
         };
         let completions = logprobs(model, states, &padded, Scope::Completion, self.chunk)?;
-        let reference = self.reference_values(split, batch)?;
+        let reference = self.reference_values(split, batch, policy)?;
         let inputs = inputs(&completions, n, reference, nll, &device);
         Ok(preference_loss(&self.loss, inputs)?)
     }
@@ -418,7 +443,7 @@ where
     fn reference_params(&self) -> usize {
         match &self.reference {
             Reference::Model(model) => model.num_params(),
-            Reference::None | Reference::Precomputed { .. } => 0,
+            Reference::None | Reference::AdaptersOff | Reference::Precomputed { .. } => 0,
         }
     }
 
@@ -453,7 +478,8 @@ where
         batch: &[usize],
         step_units: f64,
     ) -> Result<MicroStep<B>> {
-        let out = self.batch_loss(model, Split::Train, batch, policy_logprobs::<B>)?;
+        let policy = || model.valid();
+        let out = self.batch_loss(model, &policy, Split::Train, batch, policy_logprobs::<B>)?;
         let share = batch.len() as f64 / step_units;
         Ok(MicroStep {
             metrics: shared_metrics(&out, share)?,
@@ -471,7 +497,8 @@ where
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for batch in pack(&lengths, &order, self.batch_tokens) {
             let frozen = frozen_logprobs::<B::InnerBackend>;
-            let out = self.batch_loss(model, Split::Eval, &batch, frozen)?;
+            let policy = || model.clone();
+            let out = self.batch_loss(model, &policy, Split::Eval, &batch, frozen)?;
             let share = batch.len() as f64 / total;
             *sums.entry("loss".into()).or_default() += scalar(out.loss.clone())? * share;
             for (k, v) in shared_metrics(&out, share)? {

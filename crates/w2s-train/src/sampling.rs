@@ -23,6 +23,7 @@ use w2s_llama::{generate, GenerationConfig, Llama, LlamaConfig, Tokenizer};
 use crate::error::{Result, TrainError};
 use crate::memory_plan::{print_and_check, MemoryPlan, SamplingShape};
 use crate::metrics_log::progress_bar;
+use crate::prompt_format::PromptFormat;
 
 /// One prompt to sample: `{"id", "prompt", ...}`; other fields are copied to every sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +50,8 @@ pub struct SamplingSummary {
 
 /// Samples `generation.num_samples` responses to every prompt into `output` (see module docs),
 /// after printing the memory plan ([`crate::memory_plan`]) of the model with `llama_config`
-/// unless `quiet`.
+/// unless `quiet`. The model reads each prompt in `format`; a sample's `prompt` is the prompt's
+/// text as given.
 ///
 /// # Errors
 /// Duplicate ids, an unreadable existing output, tokenizer and generation errors.
@@ -58,6 +60,7 @@ pub fn sample_dataset<B: Backend>(
     model: &Llama<B>,
     llama_config: &LlamaConfig,
     tokenizer: &Tokenizer,
+    format: PromptFormat,
     prompts: &[PromptRecord],
     generation: &GenerationConfig,
     prompts_per_batch: usize,
@@ -81,13 +84,15 @@ pub fn sample_dataset<B: Backend>(
     }
     let encoded = prompts
         .iter()
-        .map(|p| tokenizer.encode_with_special_tokens(&p.prompt))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|p| format.encode(tokenizer, &p.prompt))
+        .collect::<Result<Vec<_>>>()?;
     let memory = MemoryPlan::sampling(&SamplingShape {
         model: llama_config,
         rows: prompts_per_batch.min(prompts.len()) * generation.num_samples,
         prompt_len: encoded.iter().map(Vec::len).max().unwrap_or(0),
         max_new_tokens: generation.max_new_tokens,
+        lora: model.lora(),
+        base_dtype: model.base_dtype(),
     });
     print_and_check(&memory, None, quiet)?;
     let done = completed_ids(output, generation.num_samples)?;

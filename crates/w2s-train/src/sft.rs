@@ -1,12 +1,14 @@
-//! Supervised fine-tuning on prompt-completion pairs with a completion-only loss.
+//! Supervised fine-tuning with the loss on the completion of prompt-completion records and on the
+//! assistant turns of conversations.
 //!
-//! Each record becomes one row `prompt ++ completion`; the loss is the token-mean negative
-//! log-likelihood of the completion tokens of the whole optimizer step (TRL's `SFTTrainer` with
-//! `completion_only_loss`, normalised by the step's completion-token count as TRL's
+//! Each record becomes one row (`prompt ++ completion`, or the rendered conversation); the loss is
+//! the token-mean negative log-likelihood of the tokens it covers (its targets), over the whole
+//! optimizer step (TRL's `SFTTrainer` with `completion_only_loss`, or `assistant_only_loss` for
+//! conversations, normalised by the step's target-token count as TRL's
 //! `num_items_in_batch` does, so gradient accumulation changes nothing). Each step also logs
-//! TRL's `mean_token_accuracy`: the share of the step's completion tokens whose largest logit is
+//! TRL's `mean_token_accuracy`: the share of the step's target tokens whose largest logit is
 //! at their label, counted from the logits the chunked loss makes anyway. The evaluation set, when
-//! given, reports `eval/loss` (the same token-mean NLL) and `eval/tokens` (its completion tokens).
+//! given, reports `eval/loss` (the same token-mean NLL) and `eval/tokens` (its target tokens).
 
 use std::collections::BTreeMap;
 
@@ -24,7 +26,7 @@ use crate::trainer::{run, scalar, MicroStep, Objective, TrainOptions, TrainOutco
 /// Fine-tunes `model` on `train`, evaluating on `eval` (may be empty).
 ///
 /// Records longer than `max_seq_len` are an error or left out (`config.overlong`); a record with
-/// an empty prompt or completion is an error. The run resumes from `options.output_dir` when it
+/// nothing before its first target (an empty prompt) or no target is an error. The run resumes from `options.output_dir` when it
 /// holds a checkpoint of the same config and data.
 ///
 /// # Errors
@@ -46,10 +48,11 @@ pub fn train_sft<B: AutodiffBackend + ChunkedLogprobsBackend>(
     let keep = |records: &[TokenizedSft]| -> Result<Vec<TokenizedSft>> {
         let mut kept = Vec::new();
         for (index, r) in records.iter().enumerate() {
+            let context = r.context_len();
             if check_sequence(
                 index,
-                r.prompt.len(),
-                r.completion.len(),
+                context,
+                r.ids.len() - context,
                 max_len,
                 config.overlong,
             )? {
@@ -84,15 +87,15 @@ struct Sft {
     chunk: usize,
 }
 
-/// Tokens of a record's row, `prompt ++ completion` (its padded cost and its real tokens).
+/// Tokens of a record's row (its padded cost and its real tokens).
 fn row_length(record: &TokenizedSft) -> usize {
-    record.prompt.len() + record.completion.len()
+    record.ids.len()
 }
 
 fn rows(records: &[TokenizedSft], batch: &[usize]) -> Rows {
     let mut rows = Rows::default();
     for &i in batch {
-        rows.push(&records[i].prompt, &records[i].completion);
+        rows.push_record(records[i].clone());
     }
     rows
 }
@@ -111,17 +114,13 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
     }
 
     fn token_digest(&self) -> u64 {
-        token_digest(
-            self.records
-                .iter()
-                .flat_map(|r| [&r.prompt[..], &r.completion[..]]),
-        )
+        token_digest(self.records.iter().flat_map(TokenizedSft::segments))
     }
 
     fn units(&self, batch: &[usize]) -> f64 {
         batch
             .iter()
-            .map(|&i| self.records[i].completion.len() as f64)
+            .map(|&i| self.records[i].target_len() as f64)
             .sum()
     }
 
@@ -133,12 +132,12 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Objective<B> for Sft {
     ) -> Result<MicroStep<B>> {
         let padded = rows(&self.records, batch).to_batch::<B>(&model_device(model));
         let states = hidden(model, &padded)?;
-        // This micro-batch's token sum over the whole step's completion tokens.
+        // This micro-batch's token sum over the whole step's target tokens.
         let reduction = SftReduction::TokenSum {
             num_tokens: step_units,
         };
         let out = policy_sft_loss(model, states, &padded, reduction, self.chunk)?;
-        // This micro-batch's correct tokens over the whole step's completion tokens.
+        // This micro-batch's correct tokens over the whole step's target tokens.
         let accuracy = scalar(out.correct_tokens.float())? / step_units;
         Ok(MicroStep {
             loss: out.loss,

@@ -58,6 +58,9 @@ pub struct TrainOptions {
     /// Refuse to start when the run's memory plan ([`crate::memory_plan`]) is larger; `None`
     /// prints the plan without checking it.
     pub memory_budget: Option<MemoryBudget>,
+    /// The base model's HF id or directory, recorded as `base_model_name_or_path` in saved LoRA
+    /// adapters so PEFT can find it.
+    pub base_model: Option<String>,
 }
 
 impl TrainOptions {
@@ -70,6 +73,7 @@ impl TrainOptions {
             tokenizer: None,
             halt_after: None,
             memory_budget: None,
+            base_model: None,
         }
     }
 }
@@ -87,7 +91,8 @@ pub struct TrainOutcome<B: Backend> {
     pub resumed_from: Option<usize>,
     /// Records left out for being longer than `max_seq_len` (`overlong = "skip"`).
     pub skipped_records: usize,
-    /// The final model directory (HF layout), unless halted.
+    /// The final model directory (HF layout; PEFT's adapter layout when training LoRA), unless
+    /// halted.
     pub final_dir: Option<PathBuf>,
     /// The metrics of the last step.
     pub last_step: BTreeMap<String, f64>,
@@ -153,6 +158,8 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
     skipped_records: usize,
 ) -> Result<TrainOutcome<B>> {
     config.validate()?;
+    let device = crate::scoring::model_device(&model);
+    let model = with_configured_lora(model, config, &device)?;
     let lengths = objective.lengths();
     let memory = MemoryPlan::training(&TrainingShape {
         model: llama_config,
@@ -164,6 +171,8 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
         ),
         trained_params: trained_parameter_count(&model),
         reference_params: objective.reference_params(),
+        lora: model.lora(),
+        base_dtype: model.base_dtype(),
     });
     print_and_check(&memory, options.memory_budget.as_ref(), options.quiet)?;
     let out = &options.output_dir;
@@ -174,14 +183,14 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
         "train": config,
         "objective": objective.config_json(),
     });
-    let device = crate::scoring::model_device(&model);
+    let base_model = options.base_model.as_deref();
 
     let mut model = model;
     let mut optimizer = adamw::<B>(config);
     let mut start = 0;
     let mut resumed_from = None;
     if options.resume {
-        if let Some(ckpt) = resume_point(out, config, &run_config, fingerprint, &device)? {
+        if let Some(ckpt) = resume_point(out, config, &run_config, fingerprint, &model, &device)? {
             model = ckpt.model;
             optimizer = ckpt.optimizer;
             start = ckpt.state.step;
@@ -264,7 +273,15 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
                 learning_rate: lr,
                 param_ids: state_param_ids(&model),
             };
-            save_checkpoint(out, &model, llama_config, &optimizer, &state, &run_config)?;
+            save_checkpoint(
+                out,
+                &model,
+                llama_config,
+                base_model,
+                &optimizer,
+                &state,
+                &run_config,
+            )?;
             log.write_chart(&out.join(CHART_FILE))?;
         }
         bar.inc(1);
@@ -285,7 +302,7 @@ pub(crate) fn run<B: AutodiffBackend, O: Objective<B>>(
     bar.finish();
 
     let final_dir = out.join("final");
-    save_model(&final_dir, &model, llama_config, &run_config)?;
+    save_model(&final_dir, &model, llama_config, base_model, &run_config)?;
     if let Some(tokenizer) = &options.tokenizer {
         tokenizer.save(&final_dir)?;
     }
@@ -308,9 +325,10 @@ fn resume_point<B: AutodiffBackend>(
     config: &TrainConfig,
     run_config: &Value,
     fingerprint: u64,
+    base: &Llama<B>,
     device: &B::Device,
 ) -> Result<Option<Checkpoint<B>>> {
-    let Some(ckpt) = load_newest_checkpoint(out, || adamw::<B>(config), device)? else {
+    let Some(ckpt) = load_newest_checkpoint(out, || adamw::<B>(config), base, device)? else {
         return Ok(None);
     };
     let refuse = |reason: String| TrainError::Resume {
@@ -329,6 +347,27 @@ fn resume_point<B: AutodiffBackend>(
         ));
     }
     Ok(Some(ckpt))
+}
+
+/// `model` with the adapters `config.lora` asks for: fresh ones drawn from `config.seed`, or the
+/// model's own when it already has the same (training an adapter further).
+fn with_configured_lora<B: Backend>(
+    model: Llama<B>,
+    config: &TrainConfig,
+    device: &B::Device,
+) -> Result<Llama<B>> {
+    match (&config.lora, model.lora()) {
+        (None, _) => Ok(model),
+        (Some(wanted), Some(has)) if wanted == has => Ok(model),
+        (Some(_), Some(has)) => Err(TrainError::config(
+            "lora",
+            format!("differs from the adapters the model already has ({has:?})"),
+        )),
+        (Some(wanted), None) => {
+            B::seed(device, config.seed);
+            Ok(model.with_lora(wanted, device)?)
+        }
+    }
 }
 
 fn line(step: usize, prefix: &str, metrics: &BTreeMap<String, f64>) -> Map<String, Value> {

@@ -38,6 +38,8 @@ fn training_plan(
         },
         trained_params,
         reference_params: 0,
+        lora: None,
+        base_dtype: burn::tensor::FloatDType::F32,
     })
 }
 
@@ -144,6 +146,8 @@ fn the_kv_cache_is_planned_at_the_capacity_doubling_reaches() {
             rows: 3,
             prompt_len,
             max_new_tokens,
+            lora: None,
+            base_dtype: burn::tensor::FloatDType::F32,
         })
     };
     // Keys and values of 2 layers, and of the one regrowing, x 3 rows x 2 kv heads x 8 wide, per
@@ -167,6 +171,8 @@ fn the_table_lists_every_line_and_the_total() {
         rows: 4,
         prompt_len: 12,
         max_new_tokens: 20,
+        lora: None,
+        base_dtype: burn::tensor::FloatDType::F32,
     });
     for plan in [training, sampling] {
         let table = plan.to_string();
@@ -228,6 +234,8 @@ fn a_sampling_plan_over_the_budget_names_rows_and_lengths() {
         rows: 64,
         prompt_len: 16,
         max_new_tokens: 16,
+        lora: None,
+        base_dtype: burn::tensor::FloatDType::F32,
     });
     let err = plan
         .check(&budget(plan.total() / 2))
@@ -259,4 +267,55 @@ fn a_run_that_cannot_fit_is_refused_before_it_starts() -> anyhow::Result<()> {
     );
     assert!(!out.exists(), "a refused run writes nothing");
     Ok(())
+}
+
+/// With LoRA the plan holds the base's weights, the adapters, and gradients and moments of the
+/// adapters alone; the trainer's count of trained parameters is the adapters'; a bf16 base
+/// halves the weights.
+#[test]
+fn lora_plans_count_the_adapters_and_a_bf16_base_halves_the_weights() -> anyhow::Result<()> {
+    let (model, llama) = tiny_model(4);
+    let lora = w2s_llama::LoraConfig {
+        r: 4,
+        ..w2s_llama::LoraConfig::default()
+    };
+    let adapters = w2s_train::adapter_parameter_count(&llama, &lora);
+    let adapted = model.with_lora(&lora, &Default::default())?;
+    assert_eq!(trained_parameter_count::<B, _>(&adapted), adapters);
+    let plan = |base_dtype| {
+        MemoryPlan::training(&TrainingShape {
+            model: &llama,
+            config: &TrainConfig::default(),
+            micro_batch: MicroBatch {
+                tokens: 64,
+                seq_len: 16,
+            },
+            trained_params: adapters,
+            reference_params: 0,
+            lora: Some(&lora),
+            base_dtype,
+        })
+    };
+    let f32_plan = plan(burn::tensor::FloatDType::F32);
+    let params = parameter_count(&llama) as u64;
+    assert_eq!(f32_plan.bytes("weights"), Some(4 * params));
+    assert_eq!(f32_plan.bytes("adapters"), Some(4 * adapters as u64));
+    assert_eq!(f32_plan.bytes("gradients"), Some(4 * adapters as u64));
+    assert_eq!(f32_plan.bytes("optimizer state"), Some(8 * adapters as u64));
+    let bf16_plan = plan(burn::tensor::FloatDType::BF16);
+    assert_eq!(bf16_plan.bytes("weights"), Some(2 * params));
+    assert_eq!(bf16_plan.bytes("adapters"), Some(4 * adapters as u64));
+    Ok(())
+}
+
+#[test]
+fn a_model_too_large_for_full_fine_tuning_is_told_to_train_adapters() {
+    let llama = tiny_config(64);
+    let params = parameter_count(&llama);
+    let plan = training_plan(&llama, &TrainConfig::default(), 64, params);
+    let err = plan
+        .check(&budget(4 * params as u64))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("LoRA"), "{err}");
 }

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde_json::Map;
 use w2s_eval::{Problem, TaskKind};
 use w2s_llama::{GenerationConfig, Llama, Sampling, Tokenizer};
-use w2s_train::{evaluate, sample_dataset, PromptRecord};
+use w2s_train::{evaluate, sample_dataset, PromptFormat, PromptRecord};
 
 /// A random model over the 120-token fixture tokenizer of w2s-llama.
 fn model_and_tokenizer() -> (Llama<Flex>, Tokenizer) {
@@ -54,15 +54,45 @@ fn interrupted_sampling_resumes_to_the_same_file() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (whole, cut) = (dir.path().join("whole.jsonl"), dir.path().join("cut.jsonl"));
     let all = prompts(5);
-    let summary = sample_dataset(&model, &llama, &tok, &all, &config, 2, &whole, true)?;
+    let summary = sample_dataset(
+        &model,
+        &llama,
+        &tok,
+        PromptFormat::Text,
+        &all,
+        &config,
+        2,
+        &whole,
+        true,
+    )?;
     assert_eq!((summary.written, summary.already_done), (15, 0));
 
     // Interrupted after the first chunk, mid-way through writing a line of the second.
-    sample_dataset(&model, &llama, &tok, &all[..2], &config, 2, &cut, true)?;
+    sample_dataset(
+        &model,
+        &llama,
+        &tok,
+        PromptFormat::Text,
+        &all[..2],
+        &config,
+        2,
+        &cut,
+        true,
+    )?;
     let mut text = std::fs::read_to_string(&cut)?;
     text.push_str("{\"id\": \"q2\", \"prompt\": \"Quest");
     std::fs::write(&cut, text)?;
-    let resumed = sample_dataset(&model, &llama, &tok, &all, &config, 2, &cut, true)?;
+    let resumed = sample_dataset(
+        &model,
+        &llama,
+        &tok,
+        PromptFormat::Text,
+        &all,
+        &config,
+        2,
+        &cut,
+        true,
+    )?;
     assert_eq!((resumed.already_done, resumed.written), (2, 9));
     assert_eq!(
         std::fs::read_to_string(&whole)?,
@@ -82,6 +112,7 @@ fn interrupted_sampling_resumes_to_the_same_file() -> anyhow::Result<()> {
         &model,
         &llama,
         &tok,
+        PromptFormat::Text,
         &[all[0].clone(), all[0].clone()],
         &config,
         2,
@@ -114,6 +145,7 @@ fn an_evaluation_run_writes_graded_responses_and_a_report() -> anyhow::Result<()
     let run = evaluate(
         &model,
         &tok,
+        PromptFormat::Text,
         TaskKind::Arithmetic,
         &problems,
         &config,
@@ -129,6 +161,7 @@ fn an_evaluation_run_writes_graded_responses_and_a_report() -> anyhow::Result<()
     assert!(evaluate(
         &model,
         &tok,
+        PromptFormat::Text,
         TaskKind::Arithmetic,
         &[],
         &config,

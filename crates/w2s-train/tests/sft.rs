@@ -67,10 +67,7 @@ fn four_micro_batches_equal_one_batch_four_times_the_size() -> anyhow::Result<()
         .map(|i| {
             let split = 1 + (i as usize % 3);
             let row: Vec<u32> = (0..5).map(|t| 3 + (i * 5 + t) % 50).collect();
-            TokenizedSft {
-                prompt: row[..split].to_vec(),
-                completion: row[split..].to_vec(),
-            }
+            TokenizedSft::prompt_completion(row[..split].to_vec(), row[split..].to_vec())
         })
         .collect();
     let run = |batch_tokens, grad_accum_steps| -> anyhow::Result<(Vec<f32>, f64, f64)> {
@@ -219,7 +216,12 @@ fn a_damaged_checkpoint_falls_back_to_the_one_before_it() -> anyhow::Result<()> 
         );
         assert!(weights(&resumed.model) == weights(&full.model));
         // The damaged checkpoint was replaced by a good one on the way.
-        load_checkpoint(&ckpt, adamw::<B>(&resumable_config()), &Default::default())?;
+        load_checkpoint(
+            &ckpt,
+            adamw::<B>(&resumable_config()),
+            &tiny_model(0).0,
+            &Default::default(),
+        )?;
     }
     // When no checkpoint loads, the run starts over (and still ends where a fresh one does).
     let dir = tempfile::tempdir()?;
@@ -241,7 +243,8 @@ fn resuming_onto_other_tokens_of_the_same_lengths_is_refused() -> anyhow::Result
     // A killed run still has its chart, drawn at its last checkpoint.
     assert!(dir.path().join("metrics.svg").is_file());
     let mut other = data.clone();
-    other[5].completion[0] = (other[5].completion[0] + 1) % 64;
+    let first = other[5].targets[0].start;
+    other[5].ids[first] = (other[5].ids[first] + 1) % 64;
     let result = resumable_run(dir.path(), &other, None);
     let Err(TrainError::Resume { path, reason }) = result else {
         panic!(
@@ -284,7 +287,12 @@ fn a_crash_mid_checkpoint_leaves_the_previous_one_loadable() -> anyhow::Result<(
 
     let (step, ckpt) = latest_checkpoint(dir.path())?.expect("a checkpoint");
     assert_eq!(step, 2);
-    let loaded = load_checkpoint(&ckpt, adamw::<B>(&resumable_config()), &Default::default())?;
+    let loaded = load_checkpoint(
+        &ckpt,
+        adamw::<B>(&resumable_config()),
+        &tiny_model(0).0,
+        &Default::default(),
+    )?;
     assert_eq!(loaded.state.step, 2);
     // Resuming ignores the debris, replaces it, and finishes.
     let (model, _) = tiny_model(4);
@@ -324,7 +332,12 @@ fn a_diverging_run_names_the_step_and_keeps_the_last_good_checkpoint() -> anyhow
     assert!(step >= 2, "step {step}");
     let (last, ckpt) = latest_checkpoint(dir.path())?.expect("a good checkpoint");
     assert_eq!(last, step - 1);
-    load_checkpoint(&ckpt, adamw::<B>(&train), &Default::default())?;
+    load_checkpoint(
+        &ckpt,
+        adamw::<B>(&train),
+        &tiny_model(0).0,
+        &Default::default(),
+    )?;
     Ok(())
 }
 
@@ -342,14 +355,14 @@ fn bad_input_is_rejected_before_training() -> anyhow::Result<()> {
         Err(TrainError::EmptyDataset { .. })
     ));
     let mut data = sft_data(3);
-    data[1].completion.clear();
+    data[1] = TokenizedSft::prompt_completion(vec![1, 2, 3], Vec::new());
     assert!(matches!(
         run(&data, &quick),
         Err(TrainError::Record { index: 1, .. })
     ));
     // Over the context (32 positions): an error by default, left out with `skip`.
     let mut data = sft_data(3);
-    data[2].completion = vec![5; 40];
+    data[2] = TokenizedSft::prompt_completion(vec![1, 2, 3], vec![5; 40]);
     assert!(matches!(
         run(&data, &quick),
         Err(TrainError::Record { index: 2, .. })

@@ -18,6 +18,7 @@ use w2s_losses::PreferenceLossConfig;
 
 use crate::config::{LrSchedule, Overlong, TrainConfig};
 use crate::error::{Result, TrainError};
+use crate::prompt_format::PromptFormat;
 use w2s_arith::BaseModel;
 
 /// The whole pipeline.
@@ -86,6 +87,13 @@ pub enum DataConfig {
 }
 
 /// A model: an HF directory, or a Llama trained from scratch.
+///
+/// ```toml
+/// [strong]
+/// kind = "dir"
+/// path = "models/SmolLM2-135M-Instruct"
+/// chat_template = true   # an instruct model: prompts reach it as a user turn of its template
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModelSpec {
@@ -93,6 +101,14 @@ pub enum ModelSpec {
     Dir {
         /// The directory.
         path: PathBuf,
+        /// Show this model (and every model trained from it) the method's prompts through its
+        /// chat template, as one user message with the generation prompt, and train it on
+        /// user/assistant turns with the loss on the assistant turn ([`PromptFormat::Chat`]):
+        /// for instruct models. The run refuses it for a directory without a chat template.
+        /// Samples, sets and pairs keep the prompts' plain text either way. Default `false`:
+        /// the prompts as plain text, with the special tokens the tokenizer adds.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        chat_template: bool,
     },
     /// A model compiled into w2s (for the arithmetic task).
     Builtin {
@@ -112,6 +128,20 @@ pub enum ModelSpec {
         /// Context length.
         max_positions: usize,
     },
+}
+
+impl ModelSpec {
+    /// How this model reads the method's prompts: through its chat template when it is a
+    /// directory with `chat_template = true`, else as text.
+    pub fn prompt_format(&self) -> PromptFormat {
+        match self {
+            ModelSpec::Dir {
+                chat_template: true,
+                ..
+            } => PromptFormat::Chat,
+            _ => PromptFormat::Text,
+        }
+    }
 }
 
 /// Strong pretraining on related data: documents of several problems of one family each.
@@ -523,6 +553,23 @@ mod tests {
                 toml::from_str(&text).map_err(|e| TrainError::config("toml", e.to_string()))?;
             assert_eq!(back, config);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn chat_template_is_a_switch_of_model_directories_off_by_default() -> Result<()> {
+        let read = |text: &str| toml::from_str::<ModelSpec>(text);
+        let instruct = read("kind = \"dir\"\npath = \"m\"\nchat_template = true").unwrap();
+        assert_eq!(instruct.prompt_format(), PromptFormat::Chat);
+        let base = read("kind = \"dir\"\npath = \"m\"").unwrap();
+        assert_eq!(base.prompt_format(), PromptFormat::Text);
+        // Off, it is not written: configs and fingerprints stay as they were.
+        assert_eq!(to_toml(&base)?, "kind = \"dir\"\npath = \"m\"\n");
+        let builtin = "kind = \"builtin\"\nname = \"arithmetic_weak\"";
+        assert!(read(builtin).is_ok());
+        assert!(read(&format!("{builtin}\nchat_template = true")).is_err());
+        let embedded = PipelineConfig::embedded();
+        assert_eq!(embedded.strong.prompt_format(), PromptFormat::Text);
         Ok(())
     }
 

@@ -23,13 +23,14 @@ use w2s_losses::ChunkedLogprobsBackend;
 use super::config::{ModelSpec, PipelineConfig};
 use super::data::{gold_examples, question_fields, write_splits, Corpus, SplitData};
 use super::models::{
-    answer, fine_tune, init_model, preference_tune, read_samples, scratch_config, test_accuracy,
-    Trained,
+    answer, fine_tune, given_model, init_model, preference_tune, read_samples, scratch_config,
+    test_accuracy, Trained,
 };
 use super::report::{PipelineReport, SetQuality, Stage1Iteration, Stage2Stats};
-use super::run_dir::{dir_fingerprint, write_json, Done, RunDir};
+use super::run_dir::{write_json, Done, RunDir};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
+use crate::prompt_format::PromptFormat;
 use crate::sampling::PromptRecord;
 
 /// Where and how a pipeline run writes.
@@ -75,6 +76,8 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
     fn run(&self, run: &mut RunDir, backend: &str) -> Result<PipelineReport> {
         let c = self.config;
         let (task, seed) = (c.task, c.seed);
+        // How each model reads the prompts; every model trained from a base reads them as it does.
+        let (weak_format, strong_format) = (c.weak.prompt_format(), c.strong.prompt_format());
         let pretrain_data = c.pretrain.as_ref().map(|p| {
             json!({"mix": p.mix, "documents": p.documents, "weak_documents": p.weak_documents, "per_document": p.problems_per_document})
         });
@@ -105,7 +108,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let weak = run.stage(
             "weak_sft",
             &json!({"splits": splits.fingerprint, "base": weak_base.fingerprint, "train": c.weak_sft}),
-            |dir| fine_tune::<B>(&weak_base.value, &gold_examples(task, &data.gold1)?, &c.weak_sft, &dir.join("train"), self.quiet, self.device),
+            |dir| fine_tune::<B>(&weak_base.value, &gold_examples(task, &data.gold1)?, weak_format, &c.weak_sft, &dir.join("train"), self.quiet, self.device),
         )?;
 
         let prompts: Vec<PromptRecord> = data
@@ -120,7 +123,14 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let labels = run.stage(
             "weak_labels",
             &json!({"model": weak.fingerprint, "generation": c.generation}),
-            |dir| self.greedy(&weak.value.model, &prompts, &dir.join("samples.jsonl")),
+            |dir| {
+                self.greedy(
+                    &weak.value.model,
+                    weak_format,
+                    &prompts,
+                    &dir.join("samples.jsonl"),
+                )
+            },
         )?;
         let weak_samples = read_samples(&run.stage_dir("weak_labels").join("samples.jsonl"))?;
 
@@ -136,6 +146,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                 fine_tune::<B>(
                     &base.value,
                     &answered,
+                    strong_format,
                     &c.strong_sft,
                     dir,
                     self.quiet,
@@ -150,6 +161,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                 fine_tune::<B>(
                     &base.value,
                     &gold_examples(task, &data.gold2)?,
+                    strong_format,
                     &c.strong_sft,
                     dir,
                     self.quiet,
@@ -193,7 +205,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                         PromptRecord { prompt: few_shot(&demos, question), ..p.clone() }
                     })
                     .collect();
-                self.greedy(&base.value, &icl_prompts, &dir.join("samples.jsonl"))
+                self.greedy(&base.value, strong_format, &icl_prompts, &dir.join("samples.jsonl"))
             },
         )?;
         let mut second = (
@@ -245,7 +257,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                 run.stage(
                     &format!("{name}_{kind}_sft"),
                     &json!({"base": base.fingerprint, "set": sets.fingerprint, "kind": kind, "train": stage1_sft}),
-                    |dir| fine_tune::<B>(&base.value, &examples, &stage1_sft, dir, self.quiet, self.device),
+                    |dir| fine_tune::<B>(&base.value, &examples, strong_format, &stage1_sft, dir, self.quiet, self.device),
                 )
             };
             let hybrid = train(run, "hybrid")?;
@@ -263,7 +275,14 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                     let done = run.stage(
                         &stage,
                         &json!({"model": model.fingerprint, "generation": c.generation}),
-                        |dir| self.greedy(&model.value.model, &prompts, &dir.join("samples.jsonl")),
+                        |dir| {
+                            self.greedy(
+                                &model.value.model,
+                                strong_format,
+                                &prompts,
+                                &dir.join("samples.jsonl"),
+                            )
+                        },
                     )?;
                     Ok((
                         read_samples(&run.stage_dir(&stage).join("samples.jsonl"))?,
@@ -285,7 +304,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
             "stage2_samples",
             &json!({"m_plus": m_plus.fingerprint, "n": n, "temperature": c.stage2.temperature, "seed": seed, "generation": c.generation}),
             |dir| {
-                let samples = answer::<B>(&m_plus.value.model, &prompts, &c.generation, c.stage2.temperature, n, seed, &dir.join("samples.jsonl"), self.quiet, self.device)?;
+                let samples = answer::<B>(&m_plus.value.model, strong_format, &prompts, &c.generation, c.stage2.temperature, n, seed, &dir.join("samples.jsonl"), self.quiet, self.device)?;
                 sample_stats(task, &samples, &data.gold2)
             },
         )?;
@@ -325,7 +344,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
             let trained = run.stage(
                 &l.name,
                 &json!({"m_plus": m_plus.fingerprint, "pairs": pairs.fingerprint, "loss": l.loss, "train": c.stage2.train}),
-                |dir| preference_tune::<B>(&m_plus.value.model, &pair_set, &l.loss, &c.stage2.train, dir, self.quiet, self.device),
+                |dir| preference_tune::<B>(&m_plus.value.model, &pair_set, strong_format, &l.loss, &c.stage2.train, dir, self.quiet, self.device),
             )?;
             stage2_models.push((l.name.clone(), trained));
         }
@@ -337,10 +356,16 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
             .chain(&stage2_models)
             .chain(std::iter::once(&("ceiling".to_string(), ceiling)))
         {
+            // Every model but the weak one is the strong base's.
+            let format = if name == "weak" {
+                weak_format
+            } else {
+                strong_format
+            };
             let acc = run.stage(
                 &format!("eval_{name}"),
                 &json!({"model": model.fingerprint, "splits": splits.fingerprint, "generation": c.generation}),
-                |dir| test_accuracy::<B>(&model.value.model, task, &data.test, &c.generation, dir, self.quiet, self.device),
+                |dir| test_accuracy::<B>(&model.value.model, format, task, &data.test, &c.generation, dir, self.quiet, self.device),
             )?;
             evaluated.push((name.clone(), acc.value));
             if *name == last_stage1 {
@@ -367,9 +392,9 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         Ok(report)
     }
 
-    /// A model to start from: the given directory (used in place), a built-in model (written
-    /// out as `stage/model`), or a fresh Llama (`stage/init`), pretrained on the related corpus
-    /// (`stage/train`) on `pretrain`'s corpus when the config has one.
+    /// A model to start from: the given directory (used in place, [`given_model`]), a built-in
+    /// model (written out as `stage/model`), or a fresh Llama (`stage/init`), pretrained on the
+    /// related corpus (`stage/train`) on `pretrain`'s corpus when the config has one.
     fn base(
         &self,
         run: &mut RunDir,
@@ -382,10 +407,10 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         let c = self.config;
         let Some(config) = scratch_config(spec, corpus.tokenizer)? else {
             return match spec {
-                ModelSpec::Dir { path } => Ok(Done {
-                    value: path.clone(),
-                    fingerprint: dir_fingerprint(path)?,
-                }),
+                ModelSpec::Dir {
+                    path,
+                    chat_template,
+                } => given_model(path, *chat_template),
                 ModelSpec::Builtin { name } => {
                     // The splits wrote the tokenizer that goes beside the weights.
                     let inputs = json!({"builtin": name.fingerprint(), "splits": corpus.splits});
@@ -413,6 +438,7 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
                     Some((train, which)) => Ok(fine_tune::<B>(
                         &init,
                         &corpus.data.pretraining(which)?,
+                        spec.prompt_format(),
                         train,
                         &dir.join("train"),
                         self.quiet,
@@ -425,11 +451,19 @@ impl<B: AutodiffBackend + ChunkedLogprobsBackend> Flow<'_, B> {
         )
     }
 
-    /// Greedy answers of a model into `out`, and their quality against gold.
-    fn greedy(&self, model: &Path, prompts: &[PromptRecord], out: &Path) -> Result<SetQuality> {
+    /// Greedy answers of a model, which reads the prompts in `format`, into `out`, and their
+    /// quality against gold.
+    fn greedy(
+        &self,
+        model: &Path,
+        format: PromptFormat,
+        prompts: &[PromptRecord],
+        out: &Path,
+    ) -> Result<SetQuality> {
         let c = self.config;
         let samples = answer::<B>(
             model,
+            format,
             prompts,
             &c.generation,
             0.0,

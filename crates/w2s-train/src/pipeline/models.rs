@@ -7,17 +7,21 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
-use w2s_curation::record::{Sample, SftExample};
+use w2s_curation::record::{PreferencePair, PreferenceRecord, Sample, SftExample, SftRecord};
 use w2s_data::jsonl::{read_jsonl, BadLines};
 use w2s_eval::{Problem, TaskKind};
-use w2s_llama::{GenerationConfig, LlamaConfig, ModelDir, Sampling, SaveOptions, Tokenizer};
+use w2s_llama::{
+    GenerationConfig, LlamaConfig, ModelDir, Sampling, SaveOptions, Tokenizer, TokenizerConfig,
+};
 use w2s_losses::ChunkedLogprobsBackend;
 
 use super::config::{DecodeConfig, ModelSpec};
-use crate::batching::tokenize_sft;
+use super::run_dir::{dir_fingerprint, Done};
+use crate::batching::{tokenize_pairs, tokenize_sft};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
+use crate::prompt_format::PromptFormat;
 use crate::sampling::{sample_dataset, PromptRecord};
 use crate::sft::train_sft;
 use crate::trainer::{TrainOptions, TrainOutcome};
@@ -89,6 +93,36 @@ pub fn init_model<B: Backend>(
     Ok(())
 }
 
+/// A model directory named in the config, used in place. Its fingerprint is its files' and, when
+/// it reads prompts through its chat template, says so, so that switching `chat_template` reruns
+/// every stage the model touches.
+///
+/// # Errors
+/// An unreadable directory; with `chat_template`, a directory without a chat template (named) or
+/// with unreadable tokenizer files.
+pub(crate) fn given_model(path: &Path, chat_template: bool) -> Result<Done<PathBuf>> {
+    let files = dir_fingerprint(path)?;
+    let fingerprint = if chat_template {
+        if TokenizerConfig::read(path)?.chat_template.is_none() {
+            return Err(TrainError::config(
+                "chat_template",
+                format!(
+                    "is true but {} has no chat template (chat_template.jinja, or a \
+                     `chat_template` in tokenizer_config.json); a base model reads plain text",
+                    path.display()
+                ),
+            ));
+        }
+        serde_json::json!({"files": files, "chat_template": true}).to_string()
+    } else {
+        files
+    };
+    Ok(Done {
+        value: path.to_path_buf(),
+        fingerprint,
+    })
+}
+
 /// What a fine-tuning stage reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trained {
@@ -103,10 +137,31 @@ pub struct Trained {
 }
 
 impl Trained {
-    fn from_outcome<B: Backend>(outcome: TrainOutcome<B>, examples: usize) -> Result<Self> {
-        let model = outcome
+    /// What a finished run made. A run that trained LoRA adapters (`final/` holds them in PEFT's
+    /// layout) also writes them folded into the base as a plain model directory, `merged/` beside
+    /// `final/`, which the later stages load like any other model.
+    fn from_outcome<B: Backend>(
+        outcome: TrainOutcome<B>,
+        examples: usize,
+        config: &LlamaConfig,
+        tokenizer: Tokenizer,
+    ) -> Result<Self> {
+        let final_dir = outcome
             .final_dir
             .ok_or_else(|| TrainError::config("halt_after", "run halted"))?;
+        let model = if outcome.model.lora().is_some() {
+            let merged = final_dir.with_file_name("merged");
+            ModelDir {
+                path: merged.clone(),
+                config: config.clone(),
+                model: outcome.model.merge_adapters(),
+                tokenizer: Some(tokenizer),
+            }
+            .save(&merged, SaveOptions::default())?;
+            merged
+        } else {
+            final_dir
+        };
         Ok(Self {
             model,
             examples,
@@ -127,27 +182,31 @@ fn load_for_training<B: Backend>(
     Ok((loaded, tokenizer, eos))
 }
 
-/// Fine-tunes the model in `start` on `examples` into `dir/final` (resuming from `dir`).
+/// Fine-tunes the model in `start` on `examples`, as it reads them in `format`, into `dir/final`
+/// (resuming from `dir`).
 ///
 /// # Errors
 /// Model, tokenizer and training errors.
 pub fn fine_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
     start: &Path,
     examples: &[SftExample],
+    format: PromptFormat,
     config: &TrainConfig,
     dir: &Path,
     quiet: bool,
     device: &B::Device,
 ) -> Result<Trained> {
     let (loaded, tokenizer, eos) = load_for_training::<B>(start, device)?;
-    let train = tokenize_sft(examples, &tokenizer, eos)?;
+    let records: Vec<SftRecord> = examples.iter().map(|e| format.sft_record(e)).collect();
+    let train = tokenize_sft(&records, &tokenizer, eos)?;
     let options = TrainOptions {
         quiet,
-        tokenizer: Some(tokenizer),
+        tokenizer: Some(tokenizer.clone()),
+        base_model: Some(start.display().to_string()),
         ..TrainOptions::new(dir)
     };
     let outcome = train_sft(loaded.model, &loaded.config, &train, &[], config, &options)?;
-    Trained::from_outcome(outcome, examples.len())
+    Trained::from_outcome(outcome, examples.len(), &loaded.config, tokenizer)
 }
 
 /// Loads a model directory for inference.
@@ -185,14 +244,15 @@ pub fn generation_config(
     }
 }
 
-/// Answers every prompt with the model in `model_dir` into `out` (resumable JSONL) and returns
-/// the samples with responses trimmed of surrounding whitespace.
+/// Answers every prompt with the model in `model_dir`, which reads them in `format`, into `out`
+/// (resumable JSONL) and returns the samples with responses trimmed of surrounding whitespace.
 ///
 /// # Errors
 /// Model, generation and I/O errors.
 #[allow(clippy::too_many_arguments)]
 pub fn answer<B: AutodiffBackend>(
     model_dir: &Path,
+    format: PromptFormat,
     prompts: &[PromptRecord],
     decode: &DecodeConfig,
     temperature: f32,
@@ -209,6 +269,7 @@ pub fn answer<B: AutodiffBackend>(
         &model,
         &config,
         &tokenizer,
+        format,
         prompts,
         &generation,
         per_batch,
@@ -231,12 +292,15 @@ pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
     Ok(samples)
 }
 
-/// Greedy test accuracy of the model in `model_dir`; responses and grades go to `dir`.
+/// Greedy test accuracy of the model in `model_dir`, which reads the questions in `format`;
+/// responses and grades go to `dir`.
 ///
 /// # Errors
 /// Model, generation and I/O errors.
+#[allow(clippy::too_many_arguments)]
 pub fn test_accuracy<B: AutodiffBackend>(
     model_dir: &Path,
+    format: PromptFormat,
     task: TaskKind,
     test: &[Problem],
     decode: &DecodeConfig,
@@ -249,6 +313,7 @@ pub fn test_accuracy<B: AutodiffBackend>(
     let run = evaluate(
         &model,
         &tokenizer,
+        format,
         task,
         test,
         &generation,
@@ -259,14 +324,16 @@ pub fn test_accuracy<B: AutodiffBackend>(
     Ok(run.report.overall.accuracy)
 }
 
-/// Trains the model in `start` on preference `pairs` with `loss` into `dir/final`; losses with
-/// a reference use `start` itself, scored once before training.
+/// Trains the model in `start` on preference `pairs`, as it reads them in `format`, with `loss`
+/// into `dir/final`; losses with a reference use `start` itself, scored once before training.
 ///
 /// # Errors
 /// Model, tokenizer and training errors; no pairs.
+#[allow(clippy::too_many_arguments)]
 pub fn preference_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
     start: &Path,
-    pairs: &[w2s_curation::record::PreferencePair],
+    pairs: &[PreferencePair],
+    format: PromptFormat,
     loss: &w2s_losses::PreferenceLossConfig,
     config: &TrainConfig,
     dir: &Path,
@@ -274,7 +341,9 @@ pub fn preference_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
     device: &B::Device,
 ) -> Result<Trained> {
     let (loaded, tokenizer, eos) = load_for_training::<B>(start, device)?;
-    let train = crate::batching::tokenize_pairs(pairs, &tokenizer, eos)?;
+    let records: Vec<PreferenceRecord> =
+        pairs.iter().map(|p| format.preference_record(p)).collect();
+    let train = tokenize_pairs(&records, &tokenizer, eos)?;
     let reference = if loss.needs_reference() {
         let logps = crate::preference::precompute_reference(&loaded.model.valid(), &train, config)?;
         crate::preference::Reference::Precomputed {
@@ -286,7 +355,8 @@ pub fn preference_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
     };
     let options = TrainOptions {
         quiet,
-        tokenizer: Some(tokenizer),
+        tokenizer: Some(tokenizer.clone()),
+        base_model: Some(start.display().to_string()),
         ..TrainOptions::new(dir)
     };
     let outcome = crate::preference::train_preference(
@@ -299,5 +369,43 @@ pub fn preference_tune<B: AutodiffBackend + ChunkedLogprobsBackend>(
         config,
         &options,
     )?;
-    Trained::from_outcome(outcome, pairs.len())
+    Trained::from_outcome(outcome, pairs.len(), &loaded.config, tokenizer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../w2s-llama/tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn chat_template_is_refused_for_a_model_without_one_naming_it() {
+        let dir = fixture("gqa_sharded");
+        let plain = given_model(&dir, false).unwrap();
+        assert_eq!(plain.fingerprint, dir_fingerprint(&dir).unwrap());
+        let err = given_model(&dir, true).unwrap_err().to_string();
+        assert!(err.contains("chat_template"), "{err}");
+        assert!(err.contains(&dir.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn switching_chat_template_changes_the_fingerprint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+            std::fs::copy(fixture("llama3_tied").join(file), dir.join(file)).unwrap();
+        }
+        let template = fixture("tokenization/no_bos/chat_template.jinja");
+        std::fs::copy(template, dir.join("chat_template.jinja")).unwrap();
+        let (plain, chat) = (
+            given_model(dir, false).unwrap(),
+            given_model(dir, true).unwrap(),
+        );
+        assert_eq!(chat.value, dir);
+        assert_ne!(plain.fingerprint, chat.fingerprint);
+    }
 }

@@ -16,8 +16,8 @@ use super::config::{StudyConfig, StudyData};
 use super::report::{StudyReport, StudyRow};
 use super::sets::{study_sets, study_tasks, training_examples};
 use crate::error::{Result, TrainError};
-use crate::pipeline::models::{fine_tune, test_accuracy};
-use crate::pipeline::run_dir::{dir_fingerprint, write_json, Done, RunDir};
+use crate::pipeline::models::{fine_tune, given_model, test_accuracy};
+use crate::pipeline::run_dir::{write_json, Done, RunDir};
 use crate::pipeline::{ModelSpec, PipelineOptions};
 
 /// Runs the study (see the module docs) and writes its report into the run directory.
@@ -63,6 +63,7 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
             .collect::<Result<Vec<QualityReport>>>()
     })?;
     let base = base(&mut run, config)?;
+    let format = config.model.prompt_format();
     let test_inputs =
         json!({"data": config.data, "seed": config.seed, "generation": config.generation});
     let quiet = options.quiet;
@@ -73,6 +74,7 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
             |dir| {
                 test_accuracy::<B>(
                     &model.value,
+                    format,
                     task,
                     &tasks.test,
                     &config.generation,
@@ -93,6 +95,7 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
                 fine_tune::<B>(
                     &base.value,
                     &training_examples(task, &set.examples),
+                    format,
                     &config.train,
                     dir,
                     quiet,
@@ -131,13 +134,13 @@ pub fn run_study<B: AutodiffBackend + ChunkedLogprobsBackend>(
 }
 
 /// The model every set trains: a built-in base written out with the arithmetic tokenizer, or
-/// the given directory in place.
+/// the given directory in place ([`given_model`]).
 fn base(run: &mut RunDir, config: &StudyConfig) -> Result<Done<PathBuf>> {
     match &config.model {
-        ModelSpec::Dir { path } => Ok(Done {
-            value: path.clone(),
-            fingerprint: dir_fingerprint(path)?,
-        }),
+        ModelSpec::Dir {
+            path,
+            chat_template,
+        } => given_model(path, *chat_template),
         ModelSpec::Builtin { name } => {
             if !matches!(config.data, StudyData::Arithmetic { .. }) {
                 return Err(TrainError::config(

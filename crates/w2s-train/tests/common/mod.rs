@@ -23,8 +23,12 @@ pub fn tiny_config(vocab: usize) -> LlamaConfig {
 static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub fn tiny_model(seed: u64) -> (Llama<B>, LlamaConfig) {
+    seeded_model(tiny_config(64), seed)
+}
+
+/// A model of `config` drawn from `seed`.
+pub fn seeded_model(config: LlamaConfig, seed: u64) -> (Llama<B>, LlamaConfig) {
     let dev = Default::default();
-    let config = tiny_config(64);
     let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     <B as Backend>::seed(&dev, seed);
     let model = config.init::<B>(&dev).expect("init");
@@ -38,10 +42,7 @@ pub fn sft_data(n: usize) -> Vec<TokenizedSft> {
     (0..n as u32)
         .map(|i| {
             let (a, b) = (3 + i % 7, 5 + (i * 3) % 11);
-            TokenizedSft {
-                prompt: vec![1, a, b],
-                completion: vec![(a + b) % 20 + 30, 2],
-            }
+            TokenizedSft::prompt_completion(vec![1, a, b], vec![(a + b) % 20 + 30, 2])
         })
         .collect()
 }
@@ -50,10 +51,13 @@ pub fn sft_data(n: usize) -> Vec<TokenizedSft> {
 pub fn pairs(n: usize) -> Vec<TokenizedPair> {
     sft_data(n)
         .into_iter()
-        .map(|e| TokenizedPair {
-            rejected: vec![(e.completion[0] + 7) % 20 + 30, 2],
-            prompt: e.prompt,
-            chosen: e.completion,
+        .map(|e| {
+            let (prompt, completion) = prompt_and_completion(&e);
+            TokenizedPair {
+                rejected: vec![(completion[0] + 7) % 20 + 30, 2],
+                prompt: prompt.to_vec(),
+                chosen: completion.to_vec(),
+            }
         })
         .collect()
 }
@@ -76,9 +80,17 @@ pub fn options(dir: &std::path::Path) -> TrainOptions {
     }
 }
 
+/// A prompt-completion record's prompt and completion.
+pub fn prompt_and_completion(e: &TokenizedSft) -> (&[u32], &[u32]) {
+    e.ids.split_at(e.targets[0].start)
+}
+
 /// Share of examples whose completion the model reproduces greedily.
 pub fn greedy_accuracy<Bk: Backend>(model: &Llama<Bk>, data: &[TokenizedSft]) -> f64 {
-    let prompts: Vec<Vec<u32>> = data.iter().map(|e| e.prompt.clone()).collect();
+    let prompts: Vec<Vec<u32>> = data
+        .iter()
+        .map(|e| prompt_and_completion(e).0.to_vec())
+        .collect();
     let config = GenerationConfig {
         max_new_tokens: 2,
         ..GenerationConfig::default()
@@ -87,7 +99,7 @@ pub fn greedy_accuracy<Bk: Backend>(model: &Llama<Bk>, data: &[TokenizedSft]) ->
     let hits = out
         .iter()
         .zip(data)
-        .filter(|(g, e)| g.token_ids == e.completion)
+        .filter(|(g, e)| g.token_ids == prompt_and_completion(e).1)
         .count();
     hits as f64 / data.len() as f64
 }
