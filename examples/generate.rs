@@ -19,15 +19,27 @@
 //! First it prints the memory plan of the batch (`w2s_train::memory_plan`: weights, prefill,
 //! the KV cache of `--batch-size` x `--num-samples` rows) to stderr, and refuses to start when it
 //! exceeds `--memory-budget GIB` (by default this machine's memory on CPU backends).
+//!
+//! With `--endpoint URL` instead of `--model`, an OpenAI-compatible server (vLLM, SGLang,
+//! llama.cpp's server, TGI, or the `serve` example) samples the same lines, `--concurrency` at a
+//! time, and a rerun with the same `--output` resumes where a killed run stopped
+//! (`w2s::remote`, docs/serving.md):
+//!
+//! ```text
+//! cargo run --release --example generate -- --endpoint http://127.0.0.1:8000/v1 \
+//!     --input gsm8k_test.jsonl --num-samples 10 --temperature 1 --output gen.jsonl
+//! ```
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 use w2s::backend;
 use w2s::llama::{GenerationConfig, ModelDir, Sampling};
 use w2s::model_io::{generate_lines, Lines, ModelIoArgs, PROMPT_FIELDS};
+use w2s::openai::SamplingOptions;
+use w2s::remote::{self, EndpointArgs, RemoteLine};
 use w2s::train::memory_plan::print_and_check;
 use w2s::train::{MemoryPlan, SamplingShape};
 use w2s::train_args::{memory_budget, parse_gib};
@@ -35,9 +47,12 @@ use w2s::train_args::{memory_budget, parse_gib};
 /// Generate text with a HF Llama checkpoint (greedy when --temperature is 0).
 #[derive(Parser)]
 #[command(version, long_about = None)]
+#[command(group(ArgGroup::new("engine").required(true).args(["model", "endpoint"])))]
 struct Args {
     #[command(flatten)]
     io: ModelIoArgs,
+    #[command(flatten)]
+    remote: EndpointArgs,
     /// A prompt as text, tokenized with the model's special tokens unless --no-special-tokens.
     #[arg(long, group = "source")]
     prompt: Option<String>,
@@ -92,6 +107,29 @@ impl Args {
         }
     }
 
+    /// Samples through `--endpoint` instead of a loaded model.
+    fn generate_remote(&self, endpoint: &str) -> Result<()> {
+        let lines = match (&self.prompt, &self.prompt_ids, &self.input) {
+            (Some(text), _, _) => vec![RemoteLine::from_text(text)],
+            (_, Some(ids), _) => vec![RemoteLine::from_ids(ids.clone())],
+            (_, _, Some(path)) => remote::read_lines(path, PROMPT_FIELDS)?,
+            (None, None, None) => bail!("give one of --prompt, --prompt-ids or --input"),
+        };
+        let options = SamplingOptions {
+            n: self.num_samples.get(),
+            max_tokens: self.max_new_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            seed: Some(self.seed),
+            stop: self.stop.clone(),
+            return_token_ids: self.remote.return_token_ids,
+        };
+        let sampler = self.remote.sampler(endpoint)?;
+        remote::generate(&sampler, &lines, &options, self.io.output.as_deref())?;
+        Ok(())
+    }
+
     fn generation_config(&self, dir: &ModelDir<backend::Inference>) -> GenerationConfig {
         GenerationConfig {
             max_new_tokens: self.max_new_tokens,
@@ -111,6 +149,9 @@ impl Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(endpoint) = &args.remote.endpoint {
+        return args.generate_remote(endpoint);
+    }
     let device = backend::device();
     let dir = args.io.load::<backend::Inference>(&device)?;
     let lines = args.lines(&dir)?;

@@ -8,13 +8,14 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 use w2s::backend;
 use w2s::model_io::{score_lines, Lines, ModelIoArgs, SEQUENCE_FIELDS};
 
 /// Per-token log-probabilities of JSONL sequences under a HF Llama checkpoint.
 #[derive(Parser)]
 #[command(version, long_about = None)]
+#[command(group(ArgGroup::new("required_model").required(true).args(["model"])))]
 struct Args {
     #[command(flatten)]
     io: ModelIoArgs,

@@ -26,21 +26,14 @@ use w2s_llama::{
     ModelDir, Tokenizer,
 };
 
-/// The options every model run over lines has: the model, and where the output lines go.
+/// The model to load: its directory, a LoRA adapter to put on it, the dtype of its weights
+/// (`generate`, `score`, `serve`). `--model` is optional to clap so that `generate --endpoint`
+/// can do without it; a binary that always needs it makes it required with an `ArgGroup`.
 #[derive(Args, Debug)]
-pub struct ModelIoArgs {
+pub struct ModelArgs {
     /// Model directory (config.json, model.safetensors[.index.json], tokenizer.json).
     #[arg(long)]
-    pub model: PathBuf,
-    /// Write the output lines as JSONL here (replaced atomically when complete); without it they
-    /// go to stdout.
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
-    /// Tokenize text without the special tokens the model's tokenizer adds (its tokenizer.json
-    /// post-processor: BOS first for a Llama-2 or Llama-3 tokenizer, nothing for SmolLM2), as
-    /// transformers' `add_special_tokens=False`.
-    #[arg(long, alias = "no-bos")]
-    pub no_special_tokens: bool,
+    pub model: Option<PathBuf>,
     /// A LoRA adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors) to put on
     /// --model: one made by `sft`/`preference` with --lora-r, or by PEFT.
     #[arg(long, value_name = "DIR")]
@@ -50,17 +43,50 @@ pub struct ModelIoArgs {
     pub base_dtype: crate::backend::BaseDtype,
 }
 
-impl ModelIoArgs {
+impl ModelArgs {
     /// Loads `--model` on `device` in `--base-dtype`, with `--adapter` on it when given.
+    ///
+    /// # Errors
+    /// No `--model`, or a directory or adapter that does not load (naming the flag).
     pub fn load<B: Backend>(&self, device: &B::Device) -> Result<ModelDir<B>> {
-        let mut dir = ModelDir::load(&self.model, device)
-            .with_context(|| format!("--model {}", self.model.display()))?;
+        let Some(model) = &self.model else {
+            bail!("give --model DIR");
+        };
+        let mut dir = ModelDir::load(model, device)
+            .with_context(|| format!("--model {}", model.display()))?;
         dir.model = dir.model.cast_base(self.base_dtype.resolve());
         if let Some(adapter) = &self.adapter {
             dir.model = load_adapter(dir.model, adapter, device)
                 .with_context(|| format!("--adapter {}", adapter.display()))?;
         }
         Ok(dir)
+    }
+}
+
+/// The options every model run over lines has: the model, and where the output lines go.
+#[derive(Args, Debug)]
+pub struct ModelIoArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Write the output lines as JSONL here (replaced atomically when complete); without it they
+    /// go to stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Tokenize text without the special tokens the model's tokenizer adds (its tokenizer.json
+    /// post-processor: BOS first for a Llama-2 or Llama-3 tokenizer, nothing for SmolLM2), as
+    /// transformers' `add_special_tokens=False`.
+    #[arg(long, alias = "no-bos")]
+    pub no_special_tokens: bool,
+}
+
+impl ModelIoArgs {
+    /// Loads the model as [`ModelArgs::load`] does.
+    ///
+    /// # Errors
+    /// As [`ModelArgs::load`].
+    pub fn load<B: Backend>(&self, device: &B::Device) -> Result<ModelDir<B>> {
+        self.model.load(device)
     }
 }
 
@@ -232,6 +258,64 @@ impl Lines {
     }
 }
 
+/// What an input line asks for, before tokenization: its ids win, then its conversation, then
+/// its text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineInput {
+    /// Token ids, with the line's text when it has one as well.
+    Ids(Vec<u32>, Option<String>),
+    /// A conversation to answer.
+    Conversation(Vec<ChatMessage>),
+    /// A text to continue.
+    Text(String),
+}
+
+impl LineInput {
+    /// The input of `record` under `fields`; errors start with `origin` (`FILE:LINE`).
+    ///
+    /// # Errors
+    /// A line without any of the fields, with both a text and a conversation, or whose ids or
+    /// messages have the wrong shape.
+    pub fn of(record: &Object, fields: InputFields, origin: &str) -> Result<LineInput> {
+        let text = record.get(fields.text).and_then(Value::as_str);
+        let conversation = fields
+            .conversation
+            .and_then(|name| Some((name, record.get(name)?)));
+        if let (None, Some((name, messages))) = (record.get(fields.ids), conversation) {
+            if text.is_some() {
+                bail!("{origin}: give {:?} or {name:?}, not both", fields.text);
+            }
+            let messages: Vec<ChatMessage> = serde_json::from_value(messages.clone())
+                .with_context(|| {
+                    format!(
+                        "{origin}: {name:?} must be a list of {{\"role\", \"content\"}} messages"
+                    )
+                })?;
+            return Ok(LineInput::Conversation(messages));
+        }
+        match (record.get(fields.ids), text) {
+            (Some(ids), _) => {
+                let ids: Vec<u32> = serde_json::from_value(ids.clone()).with_context(|| {
+                    format!("{origin}: {:?} must be a list of token ids", fields.ids)
+                })?;
+                Ok(LineInput::Ids(ids, text.map(str::to_string)))
+            }
+            (None, Some(text)) => Ok(LineInput::Text(text.to_string())),
+            (None, None) => {
+                let conversation = fields
+                    .conversation
+                    .map(|name| format!(", a {name:?} list of messages"))
+                    .unwrap_or_default();
+                bail!(
+                    "{origin}: expected a {:?} string{conversation} or a {:?} list",
+                    fields.text,
+                    fields.ids
+                )
+            }
+        }
+    }
+}
+
 /// The token ids and text of an input record.
 fn input_of(
     record: &Object,
@@ -240,47 +324,20 @@ fn input_of(
     special_tokens: bool,
     origin: &str,
 ) -> Result<(Vec<u32>, Option<String>)> {
-    let text = record.get(fields.text).and_then(Value::as_str);
-    let conversation = fields
-        .conversation
-        .and_then(|name| Some((name, record.get(name)?)));
-    if let (None, Some((name, messages))) = (record.get(fields.ids), conversation) {
-        if text.is_some() {
-            bail!("{origin}: give {:?} or {name:?}, not both", fields.text);
-        }
-        let messages: Vec<ChatMessage> =
-            serde_json::from_value(messages.clone()).with_context(|| {
-                format!("{origin}: {name:?} must be a list of {{\"role\", \"content\"}} messages")
-            })?;
-        let text = render(tokenizer, &messages, origin)?;
-        return Ok((encode(tokenizer, &text, false, origin)?, Some(text)));
-    }
-    match (record.get(fields.ids), text) {
-        (Some(ids), _) => {
-            let ids: Vec<u32> = serde_json::from_value(ids.clone()).with_context(|| {
-                format!("{origin}: {:?} must be a list of token ids", fields.ids)
-            })?;
-            let text = match text {
-                Some(text) => Some(text.to_string()),
-                None => decode(tokenizer, &ids, origin)?,
-            };
+    match LineInput::of(record, fields, origin)? {
+        LineInput::Ids(ids, Some(text)) => Ok((ids, Some(text))),
+        LineInput::Ids(ids, None) => {
+            let text = decode(tokenizer, &ids, origin)?;
             Ok((ids, text))
         }
-        (None, Some(text)) => Ok((
-            encode(tokenizer, text, special_tokens, origin)?,
-            Some(text.to_string()),
-        )),
-        (None, None) => {
-            let conversation = fields
-                .conversation
-                .map(|name| format!(", a {name:?} list of messages"))
-                .unwrap_or_default();
-            bail!(
-                "{origin}: expected a {:?} string{conversation} or a {:?} list",
-                fields.text,
-                fields.ids
-            )
+        LineInput::Conversation(messages) => {
+            let text = render(tokenizer, &messages, origin)?;
+            Ok((encode(tokenizer, &text, false, origin)?, Some(text)))
         }
+        LineInput::Text(text) => Ok((
+            encode(tokenizer, &text, special_tokens, origin)?,
+            Some(text),
+        )),
     }
 }
 
@@ -384,18 +441,12 @@ pub fn generate_lines<B: Backend>(
 /// tokens included), `output_ids` and `finish_reason`. `prompt` and `response` are left out only
 /// when the model has no tokenizer.
 pub fn sample_record(line: &Line, generation: &Generation) -> Result<Object> {
-    let mut record = Object::new();
-    let id = line.record.get("id").cloned();
-    record.insert("id".into(), id.unwrap_or_else(|| line.number.into()));
-    if let Some(prompt) = &line.text {
-        record.insert("prompt".into(), prompt.clone().into());
-    }
-    if let Some(response) = &generation.text {
-        record.insert("response".into(), response.clone().into());
-    }
-    for (key, value) in &line.record {
-        record.entry(key.clone()).or_insert_with(|| value.clone());
-    }
+    let mut record = sample_head(
+        &line.record,
+        line.number,
+        line.text.as_deref(),
+        generation.text.as_deref(),
+    );
     record.insert("sample_index".into(), generation.sample_index.into());
     record.insert("prompt_ids".into(), line.ids.clone().into());
     record.insert("output_ids".into(), generation.token_ids.clone().into());
@@ -404,6 +455,30 @@ pub fn sample_record(line: &Line, generation: &Generation) -> Result<Object> {
         serde_json::to_value(generation.finish_reason)?,
     );
     Ok(record)
+}
+
+/// The start of every sample line, in-process or from a server: `id` (the input line's, else its
+/// line `number`), `prompt` and `response` when known, then every other field of the `input`
+/// line.
+pub fn sample_head(
+    input: &Object,
+    number: usize,
+    prompt: Option<&str>,
+    response: Option<&str>,
+) -> Object {
+    let mut record = Object::new();
+    let id = input.get("id").cloned();
+    record.insert("id".into(), id.unwrap_or_else(|| number.into()));
+    if let Some(prompt) = prompt {
+        record.insert("prompt".into(), prompt.into());
+    }
+    if let Some(response) = response {
+        record.insert("response".into(), response.into());
+    }
+    for (key, value) in input {
+        record.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    record
 }
 
 /// Scores each line of a batch with `dir`'s model: the line plus `input_ids`, `logprobs` (the
@@ -431,7 +506,7 @@ pub fn score_lines<B: Backend>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::backend::{self, Inference};
     use w2s_data::record::Sample;
@@ -439,7 +514,7 @@ mod tests {
     use w2s_llama::{FinishReason, Sampling};
 
     /// The built-in weak arithmetic model as an HF directory under `dir`.
-    fn arithmetic_model(dir: &Path) -> Result<ModelDir<Inference>> {
+    pub(crate) fn arithmetic_model(dir: &Path) -> Result<ModelDir<Inference>> {
         let tokenizer = dir.join("tokenizer.json");
         w2s_arith::tokenizer::write(&tokenizer)?;
         let model = dir.join("weak");
@@ -686,11 +761,13 @@ mod tests {
         let adapter = tmp.path().join("adapter");
         w2s_llama::save_adapter(&adapted, &adapter, None)?;
         let args = |adapter: Option<PathBuf>| ModelIoArgs {
-            model: dir.path.clone(),
+            model: ModelArgs {
+                model: Some(dir.path.clone()),
+                adapter,
+                base_dtype: crate::backend::BaseDtype::F32,
+            },
             output: None,
             no_special_tokens: false,
-            adapter,
-            base_dtype: crate::backend::BaseDtype::F32,
         };
         let greedy = |model: &ModelDir<Inference>| -> Result<Vec<u32>> {
             let prompt = model

@@ -2,7 +2,11 @@
 //! with the numbers seed 3 gives on CPU, and a rerun reuses every stage. Three paths: the
 //! embedded arithmetic task with models from scratch (both pretrained), the same task from the
 //! built-in bases, and real HF model directories (w2s-llama's tiny fixtures) on a GSM8K-format
-//! file.
+//! file. Stage fingerprints are pinned, so that existing run directories stay cached. Then the
+//! engines (docs/engines.md): fine-tunes run as commands (w2s's own `sft` and `preference`
+//! examples, in separate processes) and a role sampled by w2s's own OpenAI server give the
+//! built-in engine's report; a failing command stops the run with its log; a role sampled over
+//! the API asks for the model of each stage by name.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +20,8 @@ use w2s::llama::{LlamaConfig, ModelDir};
 use w2s::losses::PreferenceLossConfig;
 use w2s::train::pipeline::{
     run_pipeline, scratch_config, BaseModel, DataConfig, DecodeConfig, ModelSpec, NamedLoss,
-    PipelineConfig, PipelineOptions, PretrainConfig, Stage1Config, Stage2Config, WeightedFamily,
+    PipelineConfig, PipelineOptions, PipelineReport, PretrainConfig, SamplerSpec, Stage1Config,
+    Stage2Config, TrainerSpec, WeightedFamily,
 };
 use w2s::train::{Overlong, TrainConfig};
 
@@ -67,8 +72,8 @@ fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) ->
         task,
         backend: None,
         data,
-        weak,
-        strong,
+        weak: weak.into(),
+        strong: strong.into(),
         pretrain,
         weak_sft: train(2),
         strong_sft: train(1),
@@ -110,7 +115,7 @@ fn tiny(data: DataConfig, task: TaskKind, weak: ModelSpec, strong: ModelSpec) ->
     }
 }
 
-fn run(config: &PipelineConfig, out: &Path) -> Result<w2s::train::pipeline::PipelineReport> {
+fn run(config: &PipelineConfig, out: &Path) -> Result<PipelineReport> {
     let options = PipelineOptions {
         out: out.to_path_buf(),
         fresh: false,
@@ -521,7 +526,7 @@ fn an_instruct_model_reads_the_prompts_through_its_chat_template() -> Result<()>
 
     // A model directory without a chat template is refused, by name.
     let mut refused = config(true);
-    refused.weak = model(fixtures.join("gqa_sharded"), true);
+    refused.weak = model(fixtures.join("gqa_sharded"), true).into();
     let err = format!(
         "{:#}",
         run(&refused, &tmp.path().join("refused")).unwrap_err()
@@ -537,9 +542,24 @@ fn an_instruct_model_reads_the_prompts_through_its_chat_template() -> Result<()>
 #[test]
 fn shipped_configs_parse_and_the_embedded_one_is_the_default() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-    for name in ["gsm8k.toml", "math.toml"] {
+    for name in ["gsm8k.toml", "math.toml", "trl-recipe.toml"] {
         let config = PipelineConfig::from_toml_file(&dir.join(name))?;
-        assert!(matches!(config.strong, ModelSpec::Dir { .. }), "{name}");
+        assert!(
+            matches!(config.strong.model, ModelSpec::Dir { .. }),
+            "{name}"
+        );
+    }
+    // The recipe's commands fill for every stage (checked when it loads); they run TRL.
+    let recipe = PipelineConfig::from_toml_file(&dir.join("trl-recipe.toml"))?;
+    for role in [&recipe.weak, &recipe.strong] {
+        let TrainerSpec::Command { sft, .. } = &role.trainer else {
+            panic!("the recipe trains with commands");
+        };
+        assert!(
+            sft.starts_with("trl sft --accelerate_config zero3"),
+            "{sft}"
+        );
+        assert!(!role.sampler.is_burn());
     }
     for (name, config) in [
         ("embedded.toml", PipelineConfig::embedded()),
@@ -554,10 +574,8 @@ fn shipped_configs_parse_and_the_embedded_one_is_the_default() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let out = tmp.path().join("run");
+/// The embedded task from the built-in bases on a tiny budget: 16 / 8 / 8 questions.
+fn builtin_bases() -> PipelineConfig {
     let data = DataConfig::Arithmetic {
         family: Family::target(3),
         gold1: 16,
@@ -565,7 +583,28 @@ fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
         test: 8,
     };
     let embedded = PipelineConfig::embedded();
-    let config = tiny(data, TaskKind::Arithmetic, embedded.weak, embedded.strong);
+    tiny(
+        data,
+        TaskKind::Arithmetic,
+        embedded.weak.model,
+        embedded.strong.model,
+    )
+}
+
+/// A report without what differs between equal runs (wall times, reused stages).
+fn comparable(report: &PipelineReport) -> Result<Value> {
+    let mut value = serde_json::to_value(report)?;
+    let fields = value.as_object_mut().context("a report is an object")?;
+    fields.remove("seconds");
+    fields.remove("reused_stages");
+    Ok(value)
+}
+
+#[test]
+fn the_embedded_default_runs_from_the_builtin_bases() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("run");
+    let config = builtin_bases();
     assert!(config.pretrain.is_none());
     run(&config, &out)?;
     let pinned = Pinned {
@@ -595,8 +634,8 @@ fn builtin_bases_are_the_from_scratch_models_and_load() -> Result<()> {
     let vocab = w2s::arith::tokenizer::vocabulary().len();
     let scratch = PipelineConfig::embedded_from_scratch();
     for (builtin, spec) in [
-        (BaseModel::ArithmeticWeak, &scratch.weak),
-        (BaseModel::ArithmeticStrong, &scratch.strong),
+        (BaseModel::ArithmeticWeak, &scratch.weak.model),
+        (BaseModel::ArithmeticStrong, &scratch.strong.model),
     ] {
         let dir = tmp.path().join(format!("{builtin:?}"));
         builtin.write(&tokenizer, &dir)?;
@@ -614,5 +653,377 @@ fn builtin_bases_are_the_from_scratch_models_and_load() -> Result<()> {
         let loaded = ModelDir::<backend::Inference>::load(&dir, &Default::default())?;
         assert_eq!(loaded.tokenizer()?.vocab_size(), vocab, "{builtin:?}");
     }
+    Ok(())
+}
+
+/// The built example binary `name` (`cargo test` and `cargo nextest` build the examples into
+/// `target/<profile>/examples/`, beside this test's `deps/`).
+fn example_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test binary has no target directory")?;
+    let mut candidates = vec![profile.join("examples")];
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(target).join("debug/examples"));
+    }
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    candidates
+        .iter()
+        .map(|dir| dir.join(&file))
+        .find(|path| path.is_file())
+        .with_context(|| {
+            format!(
+                "the `{name}` example is not built (looked in {candidates:?}): build it with \
+                 `cargo build --examples` (a test run narrowed with --test builds no examples)"
+            )
+        })
+}
+
+/// A command trainer running w2s's own `sft` and `preference` examples: the stage's config goes
+/// in whole as `--config` (its `[train]` table, and `[loss]`), and `--max-grad-norm` carries an
+/// unset clipping norm, which a TOML table cannot, past the examples' TRL default of 1.0.
+fn example_trainer(preference: bool) -> Result<TrainerSpec> {
+    let command = |name: &str| -> Result<String> {
+        Ok(format!(
+            "'{}' --model {{model}} --train {{data}} --output {{output}} --config {{config}} \
+             --max-grad-norm {{max_grad_norm}} --quiet",
+            example_binary(name)?.display()
+        ))
+    };
+    Ok(TrainerSpec::Command {
+        sft: command("sft")?,
+        preference: preference.then(|| command("preference")).transpose()?,
+        trained_model: "{output}/final".into(),
+    })
+}
+
+/// `a` and `b` equal, numbers within `tolerance`; `at` names the place for the message.
+fn assert_close(a: &Value, b: &Value, tolerance: f64, at: &str) {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            assert!((x - y).abs() <= tolerance, "{at}: {x} vs {y}");
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{at}"
+            );
+            for (key, value) in x {
+                assert_close(value, &y[key], tolerance, &format!("{at}.{key}"));
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_close(x, y, tolerance, &format!("{at}[{i}]"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+#[test]
+fn trainer_commands_running_the_examples_give_the_report_of_the_built_in_engine() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut config = builtin_bases();
+    // Settings the examples' TRL defaults would change if they did not arrive: no clipping, and
+    // Stage I's min_steps, which has no flag.
+    config.strong_sft.max_grad_norm = None;
+    assert_eq!(config.stage1_sft().min_steps, Some(3));
+    let built_in = tmp.path().join("built_in");
+    let expected = run(&config, &built_in)?;
+    config.weak.trainer = example_trainer(false)?;
+    config.strong.trainer = example_trainer(true)?;
+    let external = tmp.path().join("external");
+    let got = run(&config, &external)?;
+
+    assert!(
+        got.stage2.pairs > 0,
+        "the preference command must run: no pairs"
+    );
+    assert_close(&comparable(&got)?, &comparable(&expected)?, 1e-6, "report");
+
+    // Every fine-tune ran with the stage's own config, and left its command and log.
+    let mut trained = 0;
+    for path in files_under(&built_in)? {
+        let Ok(inner) = path.strip_prefix(&built_in) else {
+            continue;
+        };
+        if !inner.ends_with("final/train_config.json") {
+            continue;
+        }
+        let stage = inner
+            .parent()
+            .and_then(Path::parent)
+            .context("final/ has a parent")?;
+        let read = |path: &Path| -> Result<Value> {
+            let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            Ok(serde_json::from_str(&text)?)
+        };
+        let job = external.join(stage);
+        let theirs = read(&job.join("output/final/train_config.json"))?;
+        assert_eq!(
+            theirs["train"],
+            read(&path)?["train"],
+            "{}",
+            stage.display()
+        );
+        // The same steps with the same losses.
+        let steps = |path: &Path| -> Result<Vec<Value>> {
+            let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            let lines = text.lines().map(serde_json::from_str::<Value>);
+            let keep = ["step", "loss", "learning_rate", "grad_norm"];
+            lines
+                .map(|line| {
+                    let line = line?;
+                    Ok(keep.iter().map(|k| line[*k].clone()).collect())
+                })
+                .collect()
+        };
+        let ours = steps(&built_in.join(stage).join("metrics.jsonl"))?;
+        assert!(!ours.is_empty(), "{}", stage.display());
+        let at = format!("{}/metrics.jsonl", stage.display());
+        assert_close(
+            &Value::Array(steps(&job.join("output/metrics.jsonl"))?),
+            &Value::Array(ours),
+            1e-6,
+            &at,
+        );
+        let record = read(&job.join("command.json"))?;
+        assert_eq!(record["status"]["code"], 0, "{record}");
+        assert!(job.join("log.txt").is_file(), "{}", stage.display());
+        trained += 1;
+    }
+    // weak_sft, naive, ceiling, the Stage I set models, DPO and ORPO.
+    assert!(trained >= 7, "{trained} fine-tunes");
+
+    // A rerun reuses every stage. The external engine is in the fingerprints of the stages it
+    // ran and of those after them: only the splits and the bases are shared.
+    let again = run(&config, &external)?;
+    assert_eq!(again.reused_stages.len(), got.seconds.len() - 1);
+    let (_, ours) = stage_fingerprints(&built_in)?;
+    let (_, theirs) = stage_fingerprints(&external)?;
+    let shared: Vec<&str> = ours
+        .lines()
+        .filter(|line| theirs.lines().any(|l| l == *line))
+        .filter_map(|line| line.split('=').next())
+        .collect();
+    assert_eq!(shared, ["splits", "strong_base", "weak_base"]);
+    Ok(())
+}
+
+#[test]
+#[cfg(unix)] // the failing command is a POSIX shell script
+fn a_failing_trainer_command_stops_the_run_with_its_log() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut config = builtin_bases();
+    config.weak.trainer = TrainerSpec::Command {
+        sft: "sh -c 'echo loading {model}; echo CUDA out of memory >&2; exit 3'".into(),
+        preference: None,
+        trained_model: "{output}".into(),
+    };
+    let out = tmp.path().join("run");
+    let err = format!("{:#}", run(&config, &out).unwrap_err());
+    let job = out.join("weak_sft/train");
+    assert!(err.contains("failed (exit status: 3)"), "{err}");
+    assert!(err.contains("CUDA out of memory"), "{err}");
+    assert!(err.contains("loading /"), "{err}");
+    assert!(
+        err.contains(&job.join("log.txt").display().to_string()),
+        "{err}"
+    );
+    assert!(!out.join("weak_sft/stage.json").exists());
+    assert!(out.join("weak_base/stage.json").is_file());
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(job.join("command.json"))?)?;
+    assert_eq!(record["status"]["code"], 3);
+    assert_eq!(record["argv"][0], "sh");
+
+    // A placeholder the template cannot fill is refused before any stage runs.
+    config.weak.trainer = TrainerSpec::Command {
+        sft: "trl sft --learning_rate {lr}".into(),
+        preference: None,
+        trained_model: "{output}".into(),
+    };
+    let err = run(&config, &tmp.path().join("typo"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`weak.trainer.sft`"), "{err}");
+    assert!(err.contains("unknown placeholder `{lr}`"), "{err}");
+    assert!(!tmp.path().join("typo/splits").exists());
+    Ok(())
+}
+
+/// A mock OpenAI server on 127.0.0.1 that serves the model names in `served` and answers every
+/// GSM8K question "What is a plus b?" of [`gsm8k_files`] correctly; it keeps every request body.
+struct MockServer {
+    url: String,
+    served: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl MockServer {
+    fn start() -> Result<Self> {
+        let server = tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let port = server.server_addr().to_ip().context("an IP server")?.port();
+        let served = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (names, seen) = (served.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for mut request in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = request.as_reader().read_to_string(&mut body);
+                let answer = if request.url().ends_with("/models") {
+                    let names = names.lock().map(|n| n.clone()).unwrap_or_default();
+                    let data: Vec<Value> = names
+                        .iter()
+                        .map(|id| serde_json::json!({"id": id}))
+                        .collect();
+                    serde_json::json!({"object": "list", "data": data})
+                } else {
+                    let body: Value = serde_json::from_str(&body).unwrap_or_default();
+                    let question = body["prompt"].as_str().unwrap_or_default();
+                    let numbers: Vec<u64> = question
+                        .split(|c: char| !c.is_ascii_digit())
+                        .filter_map(|n| n.parse().ok())
+                        .collect();
+                    let sum: u64 = numbers.iter().sum();
+                    let n = body["n"].as_u64().unwrap_or(1);
+                    let choices: Vec<Value> = (0..n)
+                        .map(|i| serde_json::json!({"index": i, "text": format!(" #### {sum}"), "finish_reason": "stop"}))
+                        .collect();
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.push(body);
+                    }
+                    serde_json::json!({"choices": choices})
+                };
+                let header = tiny_http::Header::from_bytes("Content-Type", "application/json");
+                let mut response = tiny_http::Response::from_string(answer.to_string());
+                if let Ok(header) = header {
+                    response = response.with_header(header);
+                }
+                let _ = request.respond(response);
+            }
+        });
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}/v1"),
+            served,
+            requests,
+        })
+    }
+}
+
+#[test]
+fn a_role_sampled_over_the_openai_api_answers_from_its_server() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let fixtures = llama_fixtures();
+    let data = gsm8k_files(tmp.path())?;
+    let dir = |name: &str| ModelSpec::Dir {
+        path: fixtures.join(name),
+        chat_template: false,
+    };
+    let mut config = tiny(
+        data,
+        TaskKind::Gsm8k,
+        dir("gqa_sharded"),
+        dir("llama3_tied"),
+    );
+    let server = MockServer::start()?;
+    config.weak.sampler = SamplerSpec::OpenAi {
+        endpoint: server.url.clone(),
+        model: "{model}".into(),
+        api_key_env: "W2S_TEST_NO_KEY".into(),
+        concurrency: 2,
+        timeout_s: 30,
+    };
+    let out = tmp.path().join("run");
+    // The server does not serve the weak model yet: the run stops at its first pass and says
+    // which model to serve.
+    let weak_model = std::path::absolute(out.join("weak_sft/train/final"))?;
+    let err = run(&config, &out).unwrap_err().to_string();
+    assert!(err.contains("does not serve model"), "{err}");
+    assert!(err.contains(&weak_model.display().to_string()), "{err}");
+    assert!(out.join("weak_sft/stage.json").is_file());
+
+    // Served now: the rerun reuses the weak model and samples it from the server.
+    if let Ok(mut served) = server.served.lock() {
+        served.push(weak_model.display().to_string());
+    }
+    let report = run(&config, &out)?;
+    assert!(report.reused_stages.iter().any(|s| s == "weak_sft"));
+    assert_eq!(report.rows[0].name, "weak");
+    assert_eq!(
+        report.rows[0].accuracy, 1.0,
+        "the server answers every test question"
+    );
+    assert_eq!(report.weak_labels.accuracy, Some(1.0));
+    let requests = server
+        .requests
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    // 8 weak labels and 4 test answers.
+    assert_eq!(requests.len(), 12);
+    for body in &requests {
+        assert_eq!(body["model"], weak_model.display().to_string());
+        assert_eq!(
+            (&body["n"], &body["temperature"], &body["max_tokens"]),
+            (
+                &serde_json::json!(1),
+                &serde_json::json!(0.0),
+                &serde_json::json!(10)
+            )
+        );
+        assert_eq!(body["stop"], serde_json::json!(["Question"]));
+    }
+    let line = std::fs::read_to_string(out.join("weak_labels/samples.jsonl"))?;
+    assert!(line.contains("\"finish_reason\":\"stop\""), "{line}");
+    // The strong role is still sampled in process.
+    assert!(out.join("eval_ceiling/graded.jsonl").is_file());
+    Ok(())
+}
+
+#[test]
+fn the_weak_role_sampled_by_w2s_serve_gives_the_report_of_the_built_in_engine() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut config = builtin_bases();
+    let built_in = tmp.path().join("built_in");
+    let expected = run(&config, &built_in)?;
+
+    // w2s's own server, in this process, with the weak model the run below trains (the same
+    // weights: the built-in run trained it from the same inputs), under the name that run asks
+    // for.
+    let served = tmp.path().join("served");
+    let name = std::path::absolute(served.join("weak_sft/train/final"))?;
+    let device = backend::device();
+    let weak =
+        ModelDir::<backend::Inference>::load(built_in.join("weak_sft/train/final"), &device)?;
+    let serve_config = w2s::serve::ServeConfig::new("127.0.0.1:0", name.display().to_string());
+    let server = w2s::serve::serve_model(weak, device, serve_config)?;
+    config.weak.sampler = SamplerSpec::OpenAi {
+        endpoint: server.base_url(),
+        model: "{model}".into(),
+        api_key_env: "W2S_TEST_NO_KEY".into(),
+        concurrency: 4,
+        timeout_s: 60,
+    };
+    let got = run(&config, &served)?;
+    // The weak labels (8) and the weak model's test answers (8), one request each.
+    assert_eq!(server.stats().completed, 16);
+    assert_close(&comparable(&got)?, &comparable(&expected)?, 1e-9, "report");
+    let ours = std::fs::read_to_string(built_in.join("weak_labels/samples.jsonl"))?;
+    let theirs = std::fs::read_to_string(served.join("weak_labels/samples.jsonl"))?;
+    let responses = |text: &str| -> Result<Vec<Value>> {
+        text.lines()
+            .map(|line| Ok(serde_json::from_str::<Value>(line)?["response"].clone()))
+            .collect()
+    };
+    assert_eq!(responses(&theirs)?, responses(&ours)?);
     Ok(())
 }

@@ -59,6 +59,58 @@ pub enum TrainError {
         reason: String,
     },
 
+    // === External engines ===
+    /// The config of a role's sampler or trainer (`[strong.sampler]`, `[weak.trainer]`, ...)
+    /// cannot work.
+    #[error("invalid engine config: `{field}` {reason}")]
+    Engine {
+        /// The offending key, as spelled in the pipeline config (`weak.trainer.sft`).
+        field: String,
+        /// What was wrong and what is allowed.
+        reason: String,
+    },
+    /// A command template does not parse or names a placeholder it cannot fill.
+    #[error("command template {template:?}: {reason}")]
+    Template {
+        /// The template as written.
+        template: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An external command could not start or exited unsuccessfully; the log holds its output.
+    #[error("command `{command}` {status}; the last lines of {log}:\n{tail}")]
+    Command {
+        /// The command line as run (words quoted where they hold spaces).
+        command: String,
+        /// `failed (exit status: 3)`, `could not start: ...`
+        status: String,
+        /// Its combined stdout and stderr.
+        log: PathBuf,
+        /// The last lines of the log.
+        tail: String,
+    },
+    /// An external trainer finished without a usable model where the config says it writes one.
+    #[error("{dir}: {reason}")]
+    TrainedModel {
+        /// Where the model was expected.
+        dir: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// An OpenAI-compatible server does not serve the model a stage samples.
+    #[error(
+        "{endpoint} does not serve model {model:?} (it serves: {served}); start the engine on \
+         that model (e.g. `vllm serve {model}`) and rerun: finished stages are reused"
+    )]
+    NotServed {
+        /// The API's base URL.
+        endpoint: String,
+        /// The model name the stage asks for.
+        model: String,
+        /// The names the server lists, comma-separated.
+        served: String,
+    },
+
     // === Files ===
     /// A file or directory could not be read or written.
     #[error("{path}: {source}")]
@@ -104,6 +156,9 @@ pub enum TrainError {
     /// Curation (Stage I selection, Stage II mining, quality) failed.
     #[error(transparent)]
     Curation(#[from] w2s_curation::CurationError),
+    /// Sampling over the OpenAI API failed.
+    #[error(transparent)]
+    OpenAi(#[from] w2s_openai::OpenAiError),
     /// Reading a tensor back from the device failed.
     #[error("reading tensor data: {0}")]
     TensorData(String),

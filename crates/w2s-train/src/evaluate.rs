@@ -90,14 +90,28 @@ pub fn evaluate<B: Backend>(
     }
     bar.finish();
     let responses = output_dir.join("responses.jsonl");
-    let graded = output_dir.join("graded.jsonl");
     write_jsonl(&responses, lines)?;
-    let mut report = grade_file(task, &responses, &graded, &GradeFields::default())?;
-    report.source = "responses.jsonl".into();
-    report.write_json(&output_dir.join("report.json"))?;
+    grade_responses(task, &responses)
+}
+
+/// Grades the responses in `responses` (`OUT/responses.jsonl`: lines with `response` and `gold`,
+/// and `level` and `subject` where known) for `task` into `OUT/graded.jsonl` and the report
+/// `OUT/report.json`.
+///
+/// # Errors
+/// A malformed line (naming file and line), and I/O errors naming the file.
+pub fn grade_responses(task: TaskKind, responses: &Path) -> Result<EvalRun> {
+    let dir = responses.parent().unwrap_or(Path::new("."));
+    let graded = dir.join("graded.jsonl");
+    let mut report = grade_file(task, responses, &graded, &GradeFields::default())?;
+    report.source = responses
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    report.write_json(&dir.join("report.json"))?;
     Ok(EvalRun {
         report,
-        responses,
+        responses: responses.to_path_buf(),
         graded,
     })
 }

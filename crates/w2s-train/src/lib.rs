@@ -15,7 +15,9 @@
 //!   template.
 //! - [`memory_plan`]: what a training or sampling stage will hold, printed before it starts and
 //!   checked against the memory there is.
-//! - [`pipeline`]: the whole weak-to-strong method as stages over a run directory.
+//! - [`pipeline`]: the whole weak-to-strong method as stages over a run directory, sampling and
+//!   training through seams whose engines each role's config chooses (in process, an
+//!   OpenAI-compatible server, an external command).
 //! - [`study`]: the supervision-quality study (hard vs subtask supervision, step-wise error rate,
 //!   subtasks vs rephrased copies) over the same run directory.
 //!
@@ -47,7 +49,7 @@ pub use checkpoint::{
 };
 pub use config::{LrSchedule, Overlong, TrainConfig};
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate, EvalRun};
+pub use evaluate::{evaluate, grade_responses, EvalRun};
 pub use memory_plan::{
     adapter_parameter_count, parameter_count, trained_parameter_count, MemoryBudget, MemoryPlan,
     MicroBatch, SamplingShape, TrainingShape,

@@ -16,6 +16,8 @@ use w2s_curation::stage2::MiningConfig;
 use w2s_eval::TaskKind;
 use w2s_losses::PreferenceLossConfig;
 
+use super::role::Role;
+use super::trainer::check_templates;
 use crate::config::{LrSchedule, Overlong, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::prompt_format::PromptFormat;
@@ -36,10 +38,10 @@ pub struct PipelineConfig {
     pub backend: Option<String>,
     /// Where the questions come from.
     pub data: DataConfig,
-    /// The weak model.
-    pub weak: ModelSpec,
-    /// The strong base model.
-    pub strong: ModelSpec,
+    /// The weak model, and the engines that sample and train it ([`Role`]).
+    pub weak: Role,
+    /// The strong base model, and the engines that sample and train it.
+    pub strong: Role,
     /// Pretraining of from-scratch models (arithmetic task only).
     #[serde(default)]
     pub pretrain: Option<PretrainConfig>,
@@ -236,10 +238,12 @@ impl PipelineConfig {
         Self {
             weak: ModelSpec::Builtin {
                 name: BaseModel::ArithmeticWeak,
-            },
+            }
+            .into(),
             strong: ModelSpec::Builtin {
                 name: BaseModel::ArithmeticStrong,
-            },
+            }
+            .into(),
             pretrain: None,
             ..Self::embedded_from_scratch()
         }
@@ -288,14 +292,16 @@ impl PipelineConfig {
                 layers: 2,
                 heads: 2,
                 max_positions: 512,
-            },
+            }
+            .into(),
             strong: ModelSpec::Scratch {
                 hidden_size: 128,
                 intermediate_size: 256,
                 layers: 4,
                 heads: 2,
                 max_positions: 768,
-            },
+            }
+            .into(),
             pretrain: Some(PretrainConfig {
                 mix: vec![
                     WeightedFamily {
@@ -427,8 +433,8 @@ impl PipelineConfig {
                 }
             }
         }
-        let scratch = |spec: &ModelSpec| matches!(spec, ModelSpec::Scratch { .. });
-        let arithmetic_only = |spec: &ModelSpec| !matches!(spec, ModelSpec::Dir { .. });
+        let scratch = |role: &Role| matches!(role.model, ModelSpec::Scratch { .. });
+        let arithmetic_only = |role: &Role| !matches!(role.model, ModelSpec::Dir { .. });
         if (arithmetic_only(&self.weak) || arithmetic_only(&self.strong))
             && self.task != TaskKind::Arithmetic
         {
@@ -437,10 +443,10 @@ impl PipelineConfig {
                 "built-in and from-scratch models use the arithmetic tokenizer; give a model directory",
             ));
         }
-        for (field, spec) in [("weak.heads", &self.weak), ("strong.heads", &self.strong)] {
+        for (field, role) in [("weak.heads", &self.weak), ("strong.heads", &self.strong)] {
             if let ModelSpec::Scratch {
                 hidden_size, heads, ..
-            } = spec
+            } = &role.model
             {
                 if *heads == 0 || !hidden_size.is_multiple_of(*heads) {
                     return Err(TrainError::config(field, "must divide hidden_size"));
@@ -521,7 +527,44 @@ impl PipelineConfig {
                 "max_new_tokens and prompts_per_batch must be > 0",
             ));
         }
+        self.validate_engines()
+    }
+
+    /// Checks each role's engines: a server's address and concurrency, and that a command
+    /// trainer's templates fill for every fine-tune the role will run.
+    fn validate_engines(&self) -> Result<()> {
+        let pretraining = |weak: bool| {
+            self.pretrain
+                .as_ref()
+                .filter(|p| !weak || p.weak_documents > 0)
+                .map(|p| &p.train)
+        };
+        let stage1 = self.stage1_sft();
+        let mut strong_sft = vec![&self.strong_sft, &stage1];
+        strong_sft.extend(pretraining(false));
+        let mut weak_sft = vec![&self.weak_sft];
+        weak_sft.extend(pretraining(true));
+        let losses: Vec<_> = self
+            .stage2
+            .losses
+            .iter()
+            .map(|l| (&self.stage2.train, &l.loss))
+            .collect();
+        check_templates("weak", &self.weak.trainer, &weak_sft, &[])?;
+        check_templates("strong", &self.strong.trainer, &strong_sft, &losses)?;
+        for (name, role) in [("weak", &self.weak), ("strong", &self.strong)] {
+            role.sampler.validate(name)?;
+        }
         Ok(())
+    }
+
+    /// The training config of every Stage I SFT: the strong SFT's, with Stage I's `min_steps`
+    /// where it sets one.
+    pub fn stage1_sft(&self) -> TrainConfig {
+        TrainConfig {
+            min_steps: self.stage1.min_steps.or(self.strong_sft.min_steps),
+            ..self.strong_sft.clone()
+        }
     }
 }
 
@@ -569,7 +612,7 @@ mod tests {
         assert!(read(builtin).is_ok());
         assert!(read(&format!("{builtin}\nchat_template = true")).is_err());
         let embedded = PipelineConfig::embedded();
-        assert_eq!(embedded.strong.prompt_format(), PromptFormat::Text);
+        assert_eq!(embedded.strong.model.prompt_format(), PromptFormat::Text);
         Ok(())
     }
 
@@ -583,7 +626,7 @@ mod tests {
             .to_string()
             .contains("stage1.iterations"));
         let mut c = PipelineConfig::embedded_from_scratch();
-        if let ModelSpec::Scratch { heads, .. } = &mut c.strong {
+        if let ModelSpec::Scratch { heads, .. } = &mut c.strong.model {
             *heads = 3;
         }
         assert!(c

@@ -10,19 +10,17 @@ use serde::{Deserialize, Serialize};
 use w2s_curation::record::{PreferencePair, PreferenceRecord, Sample, SftExample, SftRecord};
 use w2s_data::jsonl::{read_jsonl, BadLines};
 use w2s_eval::{Problem, TaskKind};
-use w2s_llama::{
-    GenerationConfig, LlamaConfig, ModelDir, Sampling, SaveOptions, Tokenizer, TokenizerConfig,
-};
+use w2s_llama::{LlamaConfig, ModelDir, SaveOptions, Tokenizer, TokenizerConfig};
 use w2s_losses::ChunkedLogprobsBackend;
 
 use super::config::{DecodeConfig, ModelSpec};
 use super::run_dir::{dir_fingerprint, Done};
+use super::sampler::SampleRequest;
 use crate::batching::{tokenize_pairs, tokenize_sft};
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::prompt_format::PromptFormat;
-use crate::sampling::{sample_dataset, PromptRecord};
 use crate::sft::train_sft;
 use crate::trainer::{TrainOptions, TrainOutcome};
 
@@ -130,9 +128,9 @@ pub struct Trained {
     pub model: PathBuf,
     /// Training examples.
     pub examples: usize,
-    /// Optimizer steps.
-    pub steps: usize,
-    /// Loss of the last step.
+    /// Optimizer steps (`None` when an external trainer ran).
+    pub steps: Option<usize>,
+    /// Loss of the last step (`None` when an external trainer ran).
     pub final_loss: Option<f64>,
 }
 
@@ -165,7 +163,7 @@ impl Trained {
         Ok(Self {
             model,
             examples,
-            steps: outcome.steps,
+            steps: Some(outcome.steps),
             final_loss: outcome.last_step.get("loss").copied(),
         })
     }
@@ -222,74 +220,21 @@ pub fn load_inference<B: AutodiffBackend>(
     Ok((loaded.model.valid(), loaded.config, tokenizer))
 }
 
-/// How a pass decodes: greedy (`temperature = 0`) or sampled.
-pub fn generation_config(
-    decode: &DecodeConfig,
-    model: &LlamaConfig,
-    temperature: f32,
-    num_samples: usize,
-    seed: u64,
-) -> GenerationConfig {
-    GenerationConfig {
-        max_new_tokens: decode.max_new_tokens,
-        sampling: Sampling {
-            temperature,
-            ..Sampling::greedy()
-        },
-        seed,
-        num_samples,
-        eos_token_ids: model.eos_token_ids(),
-        stop_strings: decode.stop_strings.clone(),
-        use_cache: true,
-    }
-}
-
-/// Answers every prompt with the model in `model_dir`, which reads them in `format`, into `out`
-/// (resumable JSONL) and returns the samples with responses trimmed of surrounding whitespace.
-///
-/// # Errors
-/// Model, generation and I/O errors.
-#[allow(clippy::too_many_arguments)]
-pub fn answer<B: AutodiffBackend>(
-    model_dir: &Path,
-    format: PromptFormat,
-    prompts: &[PromptRecord],
-    decode: &DecodeConfig,
-    temperature: f32,
-    num_samples: usize,
-    seed: u64,
-    out: &Path,
-    quiet: bool,
-    device: &B::Device,
-) -> Result<Vec<Sample>> {
-    let (model, config, tokenizer) = load_inference::<B>(model_dir, device)?;
-    let generation = generation_config(decode, &config, temperature, num_samples, seed);
-    let per_batch = (decode.prompts_per_batch / num_samples).max(1);
-    sample_dataset(
-        &model,
-        &config,
-        &tokenizer,
-        format,
-        prompts,
-        &generation,
-        per_batch,
-        out,
-        quiet,
-    )?;
-    read_samples(out)
-}
-
 /// Samples of a stage's JSONL, responses trimmed (the base model's ICL answers start with the
 /// space of `Answer: `, and an SFT target must not).
 ///
 /// # Errors
 /// An unreadable file or a malformed line.
 pub fn read_samples(path: &Path) -> Result<Vec<Sample>> {
-    let mut samples: Vec<Sample> = read_jsonl(path, BadLines::Fail)?.records;
+    Ok(trimmed(read_jsonl(path, BadLines::Fail)?.records))
+}
+
+/// `samples` with their responses trimmed of surrounding whitespace.
+pub fn trimmed(mut samples: Vec<Sample>) -> Vec<Sample> {
     for s in &mut samples {
         s.response = s.response.trim().to_string();
     }
-    Ok(samples)
+    samples
 }
 
 /// Greedy test accuracy of the model in `model_dir`, which reads the questions in `format`;
@@ -309,7 +254,7 @@ pub fn test_accuracy<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<f64> {
     let (model, config, tokenizer) = load_inference::<B>(model_dir, device)?;
-    let generation = generation_config(decode, &config, 0.0, 1, 0);
+    let generation = SampleRequest::greedy(decode, 0).generation(&config);
     let run = evaluate(
         &model,
         &tokenizer,
